@@ -1,0 +1,260 @@
+"""Typed configs: one dataclass holds the defaults; TOML presets and CLI flags override its fields."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import json
+import math
+import sys
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable, NoReturn, TypeVar
+
+import torch
+
+from distill.errors import DistillError
+
+T = TypeVar("T")
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _parse_list(element: type) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        return [element(part) for part in text.split(",") if part.strip()]
+
+    return parse
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls: type, *, skip: set[str] | frozenset[str] = frozenset()) -> None:
+    """Add a ``--field-name`` flag for every scalar or list field of the dataclass ``cls``.
+
+    Flags default to ``None`` so that only what the user typed overrides the presets.
+    Help texts come from ``field(metadata={"help": ...})``.
+    """
+    hints = _field_types(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp, _ = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        if tp is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif typing.get_origin(tp) in (tuple, list):
+            element = typing.get_args(tp)[0] if typing.get_args(tp) else str
+            parser.add_argument(flag, dest=f.name, type=_parse_list(element), default=None,
+                                metavar="A,B,...", help=help_text)
+        else:
+            kwargs: dict[str, Any] = {"choices": f.metadata["choices"]} if "choices" in f.metadata else {}
+            parser.add_argument(flag, dest=f.name, type=tp, default=None, help=help_text, **kwargs)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    tp, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise DistillError(f"{where} may not be empty")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise DistillError(f"{where} must be a table of settings, got {value!r}")
+        return from_dict(tp, value, where=where)
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise DistillError(f"{where} must be a list, got {value!r}")
+        args = typing.get_args(tp)
+        element = args[0] if args else Any
+        items = [_coerce(v, element, where) for v in value]
+        return tuple(items) if origin is tuple else items
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise DistillError(f"{where} must be true or false, got {value!r}")
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is str and isinstance(value, str):
+        return value
+    if tp is dict and isinstance(value, dict):
+        return value
+    raise DistillError(f"{where} must be of type {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
+    """Build ``cls`` from a (possibly partial) dict, rejecting unknown keys by name."""
+    hints = _field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise DistillError(f"unknown setting(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise DistillError(f"invalid {where}: {exc}") from None
+    return obj
+
+
+def config_to_dict(obj: Any) -> dict[str, Any]:
+    """``dataclasses.asdict`` with tuples turned into lists (JSON/TOML friendly)."""
+
+    def convert(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        return value
+
+    return convert(obj)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise DistillError(f"config file {path} does not exist; pass an existing TOML file")
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise DistillError(f"config file {path} is not valid TOML ({exc}); fix the file") from None
+
+
+def resolve_config(cls: type[T], *, preset_file: str | Path | None = None, config_file: str | Path | None = None,
+                   overrides: dict[str, Any] | argparse.Namespace | None = None) -> T:
+    """Dataclass defaults, then the preset TOML, then ``--config`` TOML, then non-None CLI overrides."""
+    data: dict[str, Any] = {}
+    for path in (preset_file, config_file):
+        if path is not None:
+            data = _merge(data, read_toml(path))
+    if isinstance(overrides, argparse.Namespace):
+        overrides = vars(overrides)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, value in (overrides or {}).items():
+        if key in names and value is not None:
+            data[key] = value
+    return from_dict(cls, data, where=Path(config_file or preset_file or "config").name)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def to_toml(obj: Any) -> str:
+    """Render a dataclass or dict as TOML; ``None`` values become comments (TOML has no null)."""
+    data = config_to_dict(obj) if not isinstance(obj, dict) else config_to_dict(dict(obj))
+    lines: list[str] = []
+
+    def emit(table: dict[str, Any], prefix: str) -> None:
+        scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+        if prefix and scalars:
+            lines.append(f"\n[{prefix}]")
+        for key, value in scalars.items():
+            lines.append(f"# {key} = (unset)" if value is None else f"{key} = {_toml_value(value)}")
+        for key, value in tables.items():
+            emit(value, f"{prefix}.{key}" if prefix else key)
+
+    emit(data, "")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def preset_path(job: str, *names: str) -> Path:
+    """The first existing ``configs/<job>/<name>.toml`` among ``names``."""
+    for name in names:
+        path = CONFIG_DIR / job / f"{name}.toml"
+        if path.is_file():
+            return path
+    available = sorted(p.stem for p in (CONFIG_DIR / job).glob("*.toml"))
+    raise DistillError(f"no preset {' or '.join(names)} in {CONFIG_DIR / job}; available: {', '.join(available) or 'none'}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DistillError(f"--device {name} asked for, but no CUDA GPU is visible; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise DistillError(f"unknown --device {name!r}; use auto, cpu or cuda") from None
+
+
+def make_run_dir(out: str | Path | None, job: str) -> Path:
+    """``--out`` if given, else a fresh ``runs/<job>-<timestamp>`` folder."""
+    if out is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{job}-{stamp}"
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DistillError(f"cannot create output folder {path} ({exc.strerror}); pass a writable --out") from None
+    return path
+
+
+def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
+    """Run a CLI ``main``: user errors become one line on stderr and exit code 2."""
+    try:
+        code = main(None)
+    except DistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: progress was checkpointed; rerun the same command with --resume", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

@@ -1,0 +1,123 @@
+"""Train a fresh network on a small set and test it on real images (METHOD.md §2)."""
+
+from __future__ import annotations
+
+import math
+import statistics as stats
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from distill.augment import DEFAULT_STRATEGY, DSA
+from distill.data import ClassDataset
+from distill.errors import DistillError
+from distill.methods.seeds import stream
+from distill.networks import get_network, init_parameters
+
+TRAIN, SHUFFLE, AUGMENT = 10, 11, 12
+
+
+@dataclass
+class TrainConfig:
+    """How an evaluation network is trained (defaults: the paper protocol, METHOD.md §2)."""
+
+    epochs: int = field(default=1000, metadata={"help": "training epochs"})
+    batch_size: int = field(default=256, metadata={"help": "minibatch size"})
+    lr: float = field(default=0.01, metadata={"help": "SGD learning rate"})
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = field(default="step", metadata={"help": "step (x lr_decay at the midpoint) | cosine",
+                                                    "choices": ("step", "cosine")})
+    lr_decay: float = 0.1
+    dsa: bool = field(default=True, metadata={"help": "DSA on every batch"})
+    dsa_strategy: str = DEFAULT_STRATEGY
+
+
+@dataclass
+class EvalResult:
+    """Test accuracy (%) at the end of training, over seeds."""
+
+    mean: float
+    std: float
+    runs: list[float]
+
+    @classmethod
+    def of(cls, runs: Sequence[float]) -> "EvalResult":
+        runs = [float(r) for r in runs]
+        return cls(stats.fmean(runs), stats.pstdev(runs) if len(runs) > 1 else 0.0, runs)
+
+
+def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,
+                  device: torch.device | str = "cpu", progress: bool = False) -> nn.Module:
+    """Train ``model`` in place from the weights it has; returns it in eval mode.
+
+    Shuffling and augmentation come from ``seed``; the end-of-training weights are returned (no
+    early stopping on test data).
+    """
+    if len(images) == 0:
+        raise DistillError("cannot train on an empty set; the memory or synthetic set holds no images")
+    if len(images) != len(labels):
+        raise DistillError(f"{len(images)} images but {len(labels)} labels; pass one label per image")
+    device = torch.device(device)
+    model.to(device).train()
+    images, labels = images.to(device), labels.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, nesterov=config.nesterov)
+    steps_per_epoch = math.ceil(len(images) / config.batch_size)
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * steps_per_epoch))
+    elif config.schedule == "step":
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [config.epochs // 2 * steps_per_epoch],
+                                                         gamma=config.lr_decay)
+    else:
+        raise DistillError(f"unknown schedule {config.schedule!r}; use step or cosine")
+    dsa = DSA(config.dsa_strategy if config.dsa else "none")
+    shuffle, augment = stream(seed, SHUFFLE), stream(seed, AUGMENT)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in tqdm(range(config.epochs), disable=not progress, desc="train", unit="ep", leave=False):
+        order = torch.randperm(len(images), generator=shuffle).to(device)
+        for start in range(0, len(images), config.batch_size):
+            idx = order[start:start + config.batch_size]
+            x = dsa(images[idx], augment, siamese=False)
+            loss = loss_fn(model(x), labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        if not torch.isfinite(loss):
+            raise DistillError(f"training loss became {float(loss)}; lower the learning rate (--lr)")
+    return model.eval()
+
+
+@torch.no_grad()
+def test_accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, device: torch.device | str = "cpu",
+                  batch_size: int = 1000) -> float:
+    """Top-1 accuracy in percent."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        correct += int((model(x).argmax(1).cpu() == labels[start:start + batch_size]).sum())
+    return 100.0 * correct / max(1, len(images))
+
+
+def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str | Callable[[], nn.Module] = "convnet",
+             config: TrainConfig, seeds: Sequence[int], device: torch.device | str = "cpu",
+             num_classes: int | None = None, progress: bool = False, **network_kwargs) -> EvalResult:
+    """Train one fresh network per seed on ``images`` and report test accuracy at the end of training."""
+    num_classes = num_classes or test.num_classes
+    runs = []
+    for seed in tqdm(seeds, disable=not progress, desc="evaluate", unit="net"):
+        if callable(network):
+            model = network()
+        else:
+            model = get_network(network, num_classes=num_classes, channels=images.shape[1],
+                                image_size=images.shape[-1], **network_kwargs)
+        init_parameters(model, stream(seed, TRAIN))
+        train_network(model, images, labels, config, seed=seed, device=device, progress=progress)
+        runs.append(test_accuracy(model, test.images, test.labels, device=device))
+    return EvalResult.of(runs)

@@ -1,0 +1,133 @@
+"""Distillation methods behind one interface: ``distill(train, config, classes=...) -> SyntheticSet``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from distill.augment import DEFAULT_STRATEGY
+from distill.config import config_to_dict
+from distill.data import ClassDataset
+from distill.errors import DistillError
+from distill.synthetic import SyntheticSet, git_revision
+
+METHODS = ("datadam", "dm", "random", "herding")
+VARIANTS = {
+    # METHOD.md §1: the paper's table, and the public code (BatchNorm, p = 1, batch_real 64).
+    "paper": {"norm": "instancenorm", "power": 4.0, "batch_real": 256},
+    "official": {"norm": "batchnorm", "power": 1.0, "batch_real": 64},
+}
+
+
+@dataclass
+class DistillConfig:
+    """Every knob of a distillation run; ``None`` means "the method's or variant's default"."""
+
+    method: str = field(default="datadam", metadata={"help": "datadam | dm | random | herding",
+                                                     "choices": METHODS})
+    variant: str = field(default="paper", metadata={"help": "datadam variant: paper (instancenorm, p=4) or "
+                                                            "official (batchnorm, p=1, batch_real 64)",
+                                                    "choices": tuple(VARIANTS)})
+    ipc: int = field(default=10, metadata={"help": "synthetic images per class"})
+    iterations: int = field(default=8000, metadata={"help": "optimisation steps (datadam, dm)"})
+    batch_real: int | None = field(default=None, metadata={"help": "real images per class per step"})
+    lr_img: float | None = field(default=None, metadata={"help": "image learning rate (1.0 for ipc<=50, else 10)"})
+    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the images"})
+    power: float | None = field(default=None, metadata={"help": "attention power p"})
+    norm: str | None = field(default=None, metadata={"help": "encoder norm: instancenorm | batchnorm"})
+    lambda_mmd: float | None = field(default=None, metadata={"help": "weight of the MMD term (0.01 datadam, 1 dm)"})
+    loss_scale: float | None = field(default=None, metadata={"help": "overall loss factor (100 datadam, 1 dm)"})
+    init: str = field(default="real", metadata={"help": "real | noise", "choices": ("real", "noise")})
+    depth: int = field(default=3, metadata={"help": "encoder ConvNet depth"})
+    width: int = field(default=128, metadata={"help": "encoder ConvNet width"})
+    dsa_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "DSA groups, or none"})
+    precision: str = field(default="fp32", metadata={"help": "fp32 | bf16 (autocast)", "choices": ("fp32", "bf16")})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the encoder"})
+    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints"})
+
+    def resolved(self) -> "DistillConfig":
+        """A copy with every ``None`` replaced by the method's / variant's value."""
+        if self.method not in METHODS:
+            raise DistillError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.variant not in VARIANTS:
+            raise DistillError(f"unknown variant {self.variant!r}; choose paper or official")
+        if self.ipc < 1:
+            raise DistillError(f"ipc must be at least 1, got {self.ipc}")
+        if self.iterations < 0:
+            raise DistillError(f"iterations must be >= 0, got {self.iterations}")
+        variant = VARIANTS[self.variant] if self.method == "datadam" else VARIANTS["paper"]
+        is_dm = self.method == "dm"
+        return replace(
+            self,
+            batch_real=self.batch_real if self.batch_real is not None else variant["batch_real"],
+            power=self.power if self.power is not None else variant["power"],
+            norm=self.norm if self.norm is not None else variant["norm"],
+            lr_img=self.lr_img if self.lr_img is not None else (1.0 if self.ipc <= 50 else 10.0),
+            lambda_mmd=self.lambda_mmd if self.lambda_mmd is not None else (1.0 if is_dm else 0.01),
+            loss_scale=self.loss_scale if self.loss_scale is not None else (1.0 if is_dm else 100.0),
+        )
+
+
+@dataclass
+class MethodOutput:
+    images: torch.Tensor
+    iterations: int = 0
+    loss_curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+def list_methods() -> list[str]:
+    return list(METHODS)
+
+
+def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int] | None = None, seed: int = 0,
+            device: torch.device | str = "cpu", progress: bool = True, checkpoint: str | Path | None = None,
+            resume: bool = False, callback: Callable[[int, float], None] | None = None) -> SyntheticSet:
+    """Distill ``config.ipc`` images for each class in ``classes`` (all classes if ``None``).
+
+    All randomness derives from ``(seed, class id, iteration)``, so a class gets the same images
+    whichever other classes are distilled with it (exactly so for per-class encoders, i.e. not batchnorm).
+
+    Args:
+        train: the real training images.
+        checkpoint: file to checkpoint to (every ``checkpoint_minutes`` and on Ctrl-C) and resume from.
+        resume: continue from ``checkpoint`` if it exists.
+        callback: called as ``callback(iteration, loss)`` after every optimisation step.
+
+    Returns:
+        The :class:`SyntheticSet`, with the loss curve in ``config["loss_curve"]``.
+    """
+    cfg = config.resolved()
+    classes = list(range(train.num_classes)) if classes is None else [int(c) for c in classes]
+    if not classes:
+        raise DistillError("no classes to distill; pass at least one class id")
+    bad = [c for c in classes if not 0 <= c < train.num_classes or len(train.indices_of(c)) == 0]
+    if bad:
+        raise DistillError(f"class(es) {bad} have no training images in this dataset "
+                           f"({train.num_classes} classes); pass classes that are present")
+    if len(set(classes)) != len(classes):
+        raise DistillError(f"classes {classes} repeat; pass each class once")
+    device = torch.device(device)
+    start = time.perf_counter()
+    if cfg.method in ("random", "herding"):
+        from distill.methods.selection import herding, random_real
+
+        fn = random_real if cfg.method == "random" else herding
+        output = fn(train, classes, cfg, seed=seed, device=device)
+    else:
+        from distill.methods.matching import run_matching
+
+        output = run_matching(train, classes, cfg, seed=seed, device=device, progress=progress,
+                              checkpoint=Path(checkpoint) if checkpoint else None, resume=resume, callback=callback)
+    record = config_to_dict(cfg)
+    record["loss_curve"] = [list(p) for p in output.loss_curve]
+    return SyntheticSet(images=output.images, labels=torch.tensor(classes).repeat_interleave(cfg.ipc),
+                        class_ids=classes, class_names=train.class_names, mean=train.mean, std=train.std,
+                        ipc=cfg.ipc, method=cfg.method, config=record, seed=seed, iterations=output.iterations,
+                        seconds=time.perf_counter() - start, git_revision=git_revision())
+
+
+__all__ = ["DistillConfig", "MethodOutput", "METHODS", "VARIANTS", "distill", "list_methods"]
