@@ -1,0 +1,59 @@
+"""Ranking quality of a proxy: rank correlations, top-k overlap, top-1 accuracy and regret."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def _finite(value: float) -> float | None:
+    """NaN (e.g. a constant proxy) becomes None so that results stay valid JSON."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def spearman(proxy: Sequence[float], true: Sequence[float]) -> float | None:
+    """Spearman rank correlation (ties get average ranks); None when undefined (constant input, < 2 points)."""
+    if len(proxy) < 2:
+        return None
+    if np.ptp(np.asarray(proxy, dtype=float)) == 0 or np.ptp(np.asarray(true, dtype=float)) == 0:
+        return None
+    return _finite(stats.spearmanr(proxy, true).statistic)
+
+
+def kendall(proxy: Sequence[float], true: Sequence[float]) -> float | None:
+    """Kendall tau-b rank correlation; None when undefined."""
+    if len(proxy) < 2:
+        return None
+    if np.ptp(np.asarray(proxy, dtype=float)) == 0 or np.ptp(np.asarray(true, dtype=float)) == 0:
+        return None
+    return _finite(stats.kendalltau(proxy, true).statistic)
+
+
+def top1(proxy: Sequence[float], true: Sequence[float]) -> int:
+    """Position of the proxy's best candidate; ties go to the earliest candidate."""
+    return int(np.argmax(np.asarray(proxy, dtype=float)))
+
+
+def top1_true_accuracy(proxy: Sequence[float], true: Sequence[float]) -> float:
+    """True accuracy of the candidate the proxy ranks first (the search's "performance")."""
+    return float(true[top1(proxy, true)])
+
+
+def regret(proxy: Sequence[float], true: Sequence[float]) -> float:
+    """Best true accuracy among the candidates minus that of the proxy's pick (0 = found the best)."""
+    return float(max(true)) - top1_true_accuracy(proxy, true)
+
+
+def top_k_overlap(proxy: Sequence[float], true: Sequence[float], k: int) -> float:
+    """Fraction of the true top-``k`` candidates that are also in the proxy's top-``k``
+    (stable sort, so ties keep candidate order)."""
+    k = min(k, len(true))
+    if k <= 0:
+        return float("nan")
+    by_proxy = set(np.argsort(-np.asarray(proxy, dtype=float), kind="stable")[:k].tolist())
+    by_true = set(np.argsort(-np.asarray(true, dtype=float), kind="stable")[:k].tolist())
+    return len(by_proxy & by_true) / k

@@ -1,0 +1,70 @@
+"""Command line: rank NAS-Bench-201 candidates by proxy training (``python -m nas.search --space top20``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tomllib
+from pathlib import Path
+
+from distill.config import add_config_args, make_run_dir, preset_path, read_toml, resolve_config, run_cli
+from distill.data import load_dataset
+from distill.errors import DistillError
+from nas.benchmark import load_benchmark
+from nas.config import SearchConfig
+from nas.experiment import format_summary, run_search
+from nas.sampling import SPACES
+
+PRESETS = ("cpu", "paper", "smoke", "none")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m nas.search",
+        description="Rank NAS-Bench-201 architectures by training them on a distilled set (DataDAM, DM), "
+                    "a random real subset, or briefly on the whole set, and compare with their true accuracy.")
+    parser.add_argument("--preset", default="cpu", help="cpu | paper | smoke | none (configs/nas/nb201-<space>-<preset>"
+                                                        ".toml; smoke: configs/nas/smoke.toml)")
+    parser.add_argument("--config", type=Path, default=None, help="a TOML file overriding the preset")
+    parser.add_argument("--out", default=None, help="output folder (default runs/nas-<timestamp>)")
+    parser.add_argument("--resume", action="store_true", help="continue the search already in --out")
+    add_config_args(parser, SearchConfig)
+    return parser
+
+
+def _preset_file(preset: str, space: str) -> Path | None:
+    if preset == "none":
+        return None
+    if preset == "smoke":
+        return preset_path("nas", "smoke")
+    return preset_path("nas", f"nb201-{space}-{preset}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    space = args.space
+    if space is None and args.config is not None:
+        space = read_toml(args.config).get("space")
+    space = space or SearchConfig.space
+    if space not in SPACES:
+        raise DistillError(f"unknown search space {space!r}; use one of {', '.join(SPACES)}")
+    if args.preset not in PRESETS:
+        raise DistillError(f"unknown --preset {args.preset!r}; use one of {', '.join(PRESETS)}")
+    config = resolve_config(SearchConfig, preset_file=_preset_file(args.preset, str(space)), config_file=args.config,
+                            overrides=args)
+    benchmark = load_benchmark(config.benchmark_file)
+    if args.resume and args.out is None:
+        raise DistillError("--resume needs --out DIR naming the search to continue")
+    out = make_run_dir(args.out, "nas")
+    train = load_dataset(config.dataset, "train", data_root=config.data_root)
+    test = load_dataset(config.dataset, "test", data_root=config.data_root)
+    results = run_search(config, out, train=train, test=test, benchmark=benchmark, resume=args.resume)
+    if results:
+        print(format_summary(results))
+        print(f"results: {out / 'results.json'}  plot: {out / 'ranking.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

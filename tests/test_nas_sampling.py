@@ -1,0 +1,49 @@
+"""Candidate spaces: top20 threshold, isomorphism dedup, seeded and nested samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distill.errors import DistillError
+from nas.archs import isomorphism_key
+from nas.benchmark import Benchmark, load_benchmark
+from nas.sampling import sample_candidates, space_indices
+
+
+def test_top20_samples_only_best_fifth():
+    table = load_benchmark()
+    acc = table.accuracies("cifar10")
+    threshold = np.percentile(acc, 80)
+    archs = sample_candidates(table, "top20", 200, seed=3)
+    assert all(table.true_accuracy(a) >= threshold for a in archs)
+    assert len(space_indices(table, "top20")) >= 0.2 * len(table)
+
+
+def test_samples_are_distinct_up_to_isomorphism_and_seeded():
+    table = load_benchmark()
+    archs = sample_candidates(table, "full", 300, seed=1)
+    assert len({isomorphism_key(a) for a in archs}) == 300
+    assert sample_candidates(table, "full", 300, seed=1) == archs
+    assert sample_candidates(table, "full", 30, seed=1) == archs[:30]  # a bigger run extends a smaller one
+    assert sample_candidates(table, "full", 300, seed=2) != archs
+
+
+def test_isomorphic_duplicates_removed_from_tiny_table():
+    a = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|skip_connect~2|"
+    a_twin = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|skip_connect~2|".replace(
+        "|nor_conv_3x3~0|+", "|avg_pool_3x3~0|+")  # node 1 feeds only a 'none' edge: same function
+    b = "|nor_conv_1x1~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
+    assert isomorphism_key(a) == isomorphism_key(a_twin)
+    table = Benchmark((a, a_twin, b), {"cifar10": np.array([90.0, 91.0, 80.0])}, "tiny")
+    for seed in range(5):
+        got = sample_candidates(table, "full", 2, seed=seed)
+        assert sorted(got) == sorted([a, b])  # the class representative is the lowest index
+    with pytest.raises(DistillError, match="distinct architectures"):
+        sample_candidates(table, "full", 3, seed=0)
+
+
+def test_unknown_space_is_one_line():
+    with pytest.raises(DistillError) as info:
+        space_indices(load_benchmark(), "top10")
+    assert "unknown search space" in str(info.value) and "\n" not in str(info.value)
