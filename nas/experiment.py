@@ -23,6 +23,7 @@ from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.io import atomic_write_text, write_json
 from nas import metrics
+from nas import proxies as proxies_module
 from nas.benchmark import Benchmark
 from nas.config import SearchConfig
 from nas.proxies import ProxySet, build_proxy_sets, run_proxy, seeded_subset
@@ -61,6 +62,15 @@ class World:
 def _candidate_seed(seed: int, benchmark_index: int) -> int:
     """Initialisation/training seed of a candidate: the same for every proxy, distinct per arch."""
     return seed * 100_003 + benchmark_index
+
+
+def _warm_up(proxy: ProxySet, config: SearchConfig, *, num_classes: int, device: torch.device) -> None:
+    """One throwaway training step, so that lazy kernel initialisation is not billed to the first candidate."""
+    from dataclasses import replace
+
+    warm = replace(proxy, images=proxy.images[:2], labels=proxy.labels[:2], epochs=1)
+    proxies_module.run_proxy("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|", warm,
+              proxy.images[:2], proxy.labels[:2], config, num_classes=num_classes, seed=0, device=device)
 
 
 def load_progress(out: Path, fingerprint: dict) -> list[dict]:
@@ -202,6 +212,8 @@ def run_search(config: SearchConfig, out: Path, *, train: ClassDataset, test: Cl
     todo = [a for a in my_candidates if any((a, p) not in finished for p in proxies)]
     rank_file = progress_dir / f"rank{world.rank}.json"
     write_json(rank_file, {"fingerprint": fingerprint, "rows": mine_rows})
+    if todo:
+        _warm_up(next(iter(proxies.values())), config, num_classes=train.num_classes, device=device)
 
     bar_context = nullcontext()
     bar = None

@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     train = load_dataset(config.dataset, "train", data_root=config.data_root)
     test = load_dataset(config.dataset, "test", data_root=config.data_root)
     results = run_search(config, out, train=train, test=test, benchmark=benchmark, resume=args.resume)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
     if results:
         print(format_summary(results))
         print(f"results: {out / 'results.json'}  plot: {out / 'ranking.png'}")
