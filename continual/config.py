@@ -1,0 +1,69 @@
+"""The one typed configuration of a continual-learning run; presets and CLI flags override its fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from distill.evaluate import TrainConfig
+from distill.methods import METHODS, DistillConfig
+
+PROTOCOLS = ("gdumb", "replay", "both")
+# Avalanche's own class-balanced reservoir memory; only meaningful in the replay protocol.
+CLASS_BALANCED = "class_balanced"
+
+
+def _distill_default() -> DistillConfig:
+    return DistillConfig(iterations=1000)
+
+
+def _train_default() -> TrainConfig:
+    return TrainConfig(epochs=300)
+
+
+@dataclass
+class ReplayConfig:
+    """Settings of the replay protocol: one model trained through the stream (Avalanche ``Naive``)."""
+
+    epochs: int = field(default=1, metadata={"help": "epochs over each experience"})
+    batch_size: int = field(default=128, metadata={"help": "real images per minibatch"})
+    batch_size_mem: int = field(default=128, metadata={"help": "memory images added to every minibatch"})
+    lr: float = field(default=0.01, metadata={"help": "SGD learning rate"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay"})
+    baseline: bool = field(default=True, metadata={"help": "also run Avalanche's ClassBalancedBuffer"})
+
+
+@dataclass
+class ContinualConfig:
+    """Everything a ``python -m continual.run`` needs; defaults are the CPU preset's scale."""
+
+    dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 | imagefolder"})
+    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
+    steps: int = field(default=5, metadata={"help": "number of experiences; must divide the class count"})
+    protocol: str = field(default="gdumb", metadata={"help": "gdumb | replay | both", "choices": PROTOCOLS})
+    memory: tuple[str, ...] = field(default=("datadam", "dm", "herding", "random"),
+                                    metadata={"help": "memory methods, comma-separated"})
+    ipc: int = field(default=10, metadata={"help": "memory images per class"})
+    seeds: tuple[int, ...] = field(default=(0, 1), metadata={"help": "class orders s (numpy.random.seed(s); "
+                                                                      "permutation), also the run seeds"})
+    distill_seed: int | None = field(default=None, metadata={"help": "seed of every distillation (default: the "
+                                                                       "class-order seed)"})
+    network: str = field(default="convnet", metadata={"help": "network trained on the memory"})
+    width: int = field(default=128, metadata={"help": "width of the ConvNet trained on the memory"})
+    models_per_step: int = field(default=1, metadata={"help": "gdumb: fresh models trained per step"})
+    train_per_class: int | None = field(default=None, metadata={"help": "use only the first N training images "
+                                                                          "per class (default: all)"})
+    test_per_class: int | None = field(default=None, metadata={"help": "test on the first N test images per "
+                                                                         "class (default: all)"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    cache_dir: str | None = field(default=None, metadata={"help": "where distilled memories are cached "
+                                                                    "(default: $DISTILL_CACHE_DIR/continual)"})
+    distill: DistillConfig = field(default_factory=_distill_default)
+    train: TrainConfig = field(default_factory=_train_default)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+    def protocols(self) -> list[str]:
+        return ["gdumb", "replay"] if self.protocol == "both" else [self.protocol]
+
+
+__all__ = ["CLASS_BALANCED", "ContinualConfig", "METHODS", "PROTOCOLS", "ReplayConfig"]

@@ -1,0 +1,241 @@
+"""Run a whole comparison: protocols x memory methods x class orders, checkpointed step by step."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from distill.config import config_to_dict, resolve_device, to_toml
+from distill.data import ClassDataset, load_dataset
+from distill.errors import DistillError
+from distill.io import atomic_write_text, write_json
+
+from continual.benchmark import check_steps, class_order, experience_classes, first_per_class, make_benchmark
+from continual.buffer import DistilledBuffer
+from continual.config import CLASS_BALANCED, METHODS, PROTOCOLS, ContinualConfig
+from continual.metrics import summarise
+from continual.plot import plot_accuracy
+from continual.protocols import StepResult, make_class_balanced, network_factory, run_gdumb, run_replay
+
+log = logging.getLogger(__name__)
+
+PROGRESS_FILE = "progress.json"
+# Settings that may change between a run and its --resume (more seeds or methods extend the run).
+_EXTENSIBLE = ("seeds", "memory", "protocol", "device")
+
+
+def validate(cfg: ContinualConfig) -> None:
+    """Raise :class:`DistillError` for any setting that cannot work, before anything expensive runs."""
+    if cfg.protocol not in PROTOCOLS:
+        raise DistillError(f"unknown --protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    known = (*METHODS, CLASS_BALANCED)
+    if not cfg.memory:
+        raise DistillError(f"--memory is empty; pass some of {', '.join(known)}")
+    for method in cfg.memory:
+        if method not in known:
+            raise DistillError(f"unknown memory method {method!r}; choose from {', '.join(known)}")
+    if len(set(cfg.memory)) != len(cfg.memory):
+        raise DistillError(f"--memory {','.join(cfg.memory)} repeats a method; list each once")
+    if CLASS_BALANCED in cfg.memory and cfg.protocol == "gdumb":
+        raise DistillError(f"memory {CLASS_BALANCED} is Avalanche's replay buffer; use it with --protocol replay or both")
+    if cfg.ipc < 1:
+        raise DistillError(f"--ipc must be at least 1, got {cfg.ipc}")
+    if not cfg.seeds:
+        raise DistillError("--seeds is empty; pass e.g. --seeds 0,1")
+    if len(set(cfg.seeds)) != len(cfg.seeds) or any(s < 0 for s in cfg.seeds):
+        raise DistillError(f"--seeds {cfg.seeds} must be distinct non-negative integers")
+    if cfg.steps < 1:
+        raise DistillError(f"--steps must be at least 1, got {cfg.steps}")
+    if cfg.models_per_step < 1:
+        raise DistillError(f"models_per_step must be at least 1, got {cfg.models_per_step}")
+
+
+def _comparable(cfg: ContinualConfig) -> dict[str, Any]:
+    return {k: v for k, v in config_to_dict(cfg).items() if k not in _EXTENSIBLE}
+
+
+class Progress:
+    """Finished (protocol, method, seed, step) results, written atomically after every step."""
+
+    def __init__(self, path: Path, cfg: ContinualConfig, *, resume: bool) -> None:
+        self.path = path
+        self.records: dict[str, dict[str, dict[str, Any]]] = {}
+        if resume and path.is_file():
+            try:
+                saved = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                raise DistillError(f"{path} is unreadable; rerun without --resume (or with a new --out)") from None
+            if saved.get("config") != _comparable(cfg):
+                raise DistillError(f"the settings differ from the run saved in {path.parent} (only seeds, memory, "
+                                   f"protocol and device may change on --resume); drop --resume or use a new --out")
+            self.records = saved.get("records", {})
+        self.config = _comparable(cfg)
+
+    @staticmethod
+    def key(protocol: str, method: str, seed: int) -> str:
+        return f"{protocol}/{method}/{seed}"
+
+    def done(self, protocol: str, method: str, seed: int) -> dict[int, StepResult]:
+        stored = self.records.get(self.key(protocol, method, seed), {})
+        return {int(step): StepResult(**r) for step, r in stored.items()}
+
+    def add(self, protocol: str, method: str, seed: int, result: StepResult) -> None:
+        self.records.setdefault(self.key(protocol, method, seed), {})[str(result.step)] = result.to_dict()
+        write_json(self.path, {"config": self.config, "records": self.records})
+
+    def forget(self, protocol: str, method: str, seed: int) -> None:
+        self.records.pop(self.key(protocol, method, seed), None)
+
+
+def methods_for(cfg: ContinualConfig, protocol: str) -> list[str]:
+    methods = [m for m in cfg.memory if not (protocol == "gdumb" and m == CLASS_BALANCED)]
+    if protocol == "replay" and cfg.replay.baseline and CLASS_BALANCED not in methods:
+        methods.append(CLASS_BALANCED)
+    return methods
+
+
+def build_results(cfg: ContinualConfig, progress: Progress, *, num_classes: int, device: torch.device,
+                  orders: dict[int, list[int]], splits: dict[int, list[list[int]]], seconds: float) -> dict[str, Any]:
+    """The ``results.json`` document (keys documented in the README)."""
+    protocols: dict[str, Any] = {}
+    for protocol in cfg.protocols():
+        protocols[protocol] = {}
+        for method in methods_for(cfg, protocol):
+            runs = {seed: progress.done(protocol, method, seed) for seed in cfg.seeds}
+            runs = {seed: [r[s] for s in sorted(r)] for seed, r in runs.items() if r}
+            curves = {seed: [r.accuracy for r in rs] for seed, rs in runs.items()}
+            summary = summarise(curves, cfg.steps)
+            if protocol == "replay":
+                forgetting = summarise({seed: [r.forgetting or 0.0 for r in rs] for seed, rs in runs.items()},
+                                       cfg.steps)
+                summary["forgetting"] = {**forgetting["accuracy"], "final": forgetting["final_accuracy"]}
+            else:
+                summary["forgetting"] = None
+            first = next(iter(runs.values()), [])
+            summary["memory"] = {
+                "images": [r.memory_images for r in first],
+                "bytes": [r.memory_bytes for r in first],
+                "images_per_class": [r.images_per_class for r in first],
+            }
+            summary["seconds"] = {
+                "distill": sum(r.distill_seconds for rs in runs.values() for r in rs),
+                "train": sum(r.train_seconds for rs in runs.values() for r in rs),
+                "distill_per_seed": {str(s): sum(r.distill_seconds for r in rs) for s, rs in runs.items()},
+                "train_per_seed": {str(s): sum(r.train_seconds for r in rs) for s, rs in runs.items()},
+            }
+            summary["models_per_step"] = cfg.models_per_step if protocol == "gdumb" else 1
+            protocols[protocol][method] = summary
+    complete = all(len(m["seeds_complete"]) == len(cfg.seeds) for p in protocols.values() for m in p.values())
+    return {
+        "dataset": cfg.dataset, "num_classes": num_classes, "steps": cfg.steps, "ipc": cfg.ipc,
+        "seeds": list(cfg.seeds), "class_orders": {str(s): o for s, o in orders.items()},
+        "experience_classes": {str(s): e for s, e in splits.items()},
+        "protocols": protocols, "device": str(device), "wall_seconds": seconds, "complete": complete,
+    }
+
+
+def load_data(cfg: ContinualConfig) -> tuple[ClassDataset, ClassDataset]:
+    train = load_dataset(cfg.dataset, "train", data_root=cfg.data_root)
+    test = load_dataset(cfg.dataset, "test", data_root=cfg.data_root)
+    return first_per_class(train, cfg.train_per_class), first_per_class(test, cfg.test_per_class)
+
+
+def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, train: ClassDataset | None = None,
+                   test: ClassDataset | None = None, show_progress: bool = True) -> dict[str, Any]:
+    """Run every (protocol, seed, memory method) of ``cfg`` into ``out`` and return ``results.json``'s content.
+
+    Writes ``config.toml`` first, ``progress.json`` and ``results.json`` after every step, and
+    ``accuracy.png`` after every (protocol, method, seed). With ``resume``, finished steps are kept
+    (GDumb continues at the next step; a replay run continues at its next unfinished seed) and
+    distilled memories come from the cache.
+    """
+    validate(cfg)
+    device = resolve_device(cfg.device)
+    if train is None or test is None:
+        train, test = load_data(cfg)
+    num_classes = train.num_classes
+    check_steps(cfg.steps, num_classes)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.toml", to_toml(cfg))
+    progress = Progress(out / PROGRESS_FILE, cfg, resume=resume)
+    started = time.perf_counter()
+    orders = {seed: class_order(seed, num_classes) for seed in cfg.seeds}
+    benchmarks = {seed: make_benchmark(train, test, steps=cfg.steps, order=orders[seed]) for seed in cfg.seeds}
+    splits = {seed: experience_classes(b) for seed, b in benchmarks.items()}
+    make_model = network_factory(cfg.network, num_classes=num_classes, channels=train.images.shape[1],
+                                 image_size=train.images.shape[-1], width=cfg.width)
+    mem_size = cfg.ipc * num_classes
+    distill_cfg = dataclasses.replace(cfg.distill, ipc=cfg.ipc)
+
+    def write() -> dict[str, Any]:
+        results = build_results(cfg, progress, num_classes=num_classes, device=device, orders=orders, splits=splits,
+                                seconds=time.perf_counter() - started)
+        write_json(out / "results.json", results)
+        return results
+
+    jobs = [(p, s, m) for p in cfg.protocols() for s in cfg.seeds for m in methods_for(cfg, p)]
+    outer = tqdm(jobs, desc="runs", unit="run", disable=not show_progress)
+    for protocol, seed, method in outer:
+        outer.set_postfix_str(f"{protocol} {method} seed {seed}")
+        done = progress.done(protocol, method, seed)
+        if len(done) == cfg.steps:
+            continue
+        if method == CLASS_BALANCED:
+            policy: Any = make_class_balanced(mem_size, num_classes)
+        else:
+            policy = DistilledBuffer(mem_size, method=method, distill_config=distill_cfg, ipc=cfg.ipc,
+                                     seed=cfg.distill_seed if cfg.distill_seed is not None else seed,
+                                     device=device, cache_dir=cfg.cache_dir, class_names=train.class_names,
+                                     normalization=(train.mean, train.std), progress=show_progress)
+
+        def bar(items: list) -> Any:
+            return tqdm(items, desc=f"{protocol} {method} s{seed}", unit="step", leave=False,
+                        disable=not show_progress)
+
+        def on_step(result: StepResult, protocol: str = protocol, method: str = method, seed: int = seed) -> None:
+            progress.add(protocol, method, seed, result)
+            write()
+
+        if protocol == "gdumb":
+            run_gdumb(benchmarks[seed], test, policy, make_model=make_model, train=cfg.train,
+                      models_per_step=cfg.models_per_step, seed=seed, device=device, done=done, on_step=on_step,
+                      progress=bar)
+        else:
+            progress.forget(protocol, method, seed)  # a replay model cannot restart mid-stream
+            run_replay(benchmarks[seed], policy, make_model=make_model, replay=cfg.replay, mem_size=mem_size,
+                       seed=seed, device=device, on_step=on_step, progress=bar)
+        plot_accuracy(write(), out / "accuracy.png")
+    results = write()
+    plot_accuracy(results, out / "accuracy.png")
+    return results
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """A plain-text table: accuracy after each step (mean +- std), AIA and final accuracy per method."""
+    lines = []
+    steps = results["steps"]
+    for protocol, methods in results["protocols"].items():
+        head = f"{protocol} ({results['dataset']}, {steps} steps, ipc {results['ipc']}, seeds {results['seeds']})"
+        lines.append(head)
+        lines.append(f"{'method':<15}" + "".join(f"{'step ' + str(i + 1):>13}" for i in range(steps))
+                     + f"{'AIA':>13}{'final':>13}")
+        for method, s in methods.items():
+            cells = []
+            for m, sd in zip(s["accuracy"]["mean"], s["accuracy"]["std"]):
+                cells.append(f"{m:7.2f}+-{sd:4.2f}" if m is not None else "-")
+            aia, fin = s["average_incremental_accuracy"], s["final_accuracy"]
+            cells.append(f"{aia['mean']:7.2f}+-{aia['std']:4.2f}" if aia["mean"] is not None else "-")
+            cells.append(f"{fin['mean']:7.2f}+-{fin['std']:4.2f}" if fin["mean"] is not None else "-")
+            lines.append(f"{method:<15}" + "".join(f"{c:>13}" for c in cells))
+        lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = ["Progress", "build_results", "load_data", "methods_for", "run_experiment", "summary_table", "validate"]
