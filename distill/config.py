@@ -167,12 +167,22 @@ def resolve_config(cls: type[T], *, preset_file: str | Path | None = None, confi
         if path is not None:
             data = _merge(data, read_toml(path))
     if isinstance(overrides, argparse.Namespace):
-        overrides = vars(overrides)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key, value in (overrides or {}).items():
-        if key in names and value is not None:
-            data[key] = value
+        names = {f.name for f in dataclasses.fields(cls)}
+        overrides = {k: v for k, v in vars(overrides).items() if k in names}
+    data = _merge(data, _drop_none(overrides or {}))
     return from_dict(cls, data, where=Path(config_file or preset_file or "config").name)
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            value = _drop_none(value)
+            if value:
+                out[key] = value
+        elif value is not None:
+            out[key] = value
+    return out
 
 
 def _toml_value(value: Any) -> str:

@@ -46,7 +46,10 @@ class DistillConfig:
     width: int = field(default=128, metadata={"help": "encoder ConvNet width"})
     dsa_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "DSA groups, or none"})
     precision: str = field(default="fp32", metadata={"help": "fp32 | bf16 (autocast)", "choices": ("fp32", "bf16")})
-    compile: bool = field(default=False, metadata={"help": "torch.compile the encoder"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the encoder statistics"})
+    channels_last: bool = field(default=True, metadata={"help": "channels-last layout (same math, faster on CPU)"})
+    max_minutes: float | None = field(default=None, metadata={"help": "stop early after this many minutes "
+                                                                        "(a wall-clock budget; not reproducible)"})
     checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints"})
 
     def resolved(self) -> "DistillConfig":

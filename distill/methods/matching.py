@@ -31,7 +31,7 @@ from distill.methods.selection import random_real
 from distill.networks import ConvNet, init_parameters
 
 # Settings that change the result; the rest (compile, checkpoint period) may differ on --resume.
-_RESULT_KEYS = ("method", "variant", "ipc", "iterations", "batch_real", "lr_img", "momentum", "power", "norm",
+_RESULT_KEYS = ("method", "variant", "ipc", "batch_real", "lr_img", "momentum", "power", "norm",
                 "lambda_mmd", "loss_scale", "init", "depth", "width", "dsa_strategy", "precision")
 
 
@@ -120,6 +120,8 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
     net = ConvNet(num_classes=train.num_classes, channels=shape[1], image_size=shape[-1], depth=cfg.depth,
                   width=cfg.width, norm=cfg.norm).to(device)
     net.requires_grad_(False).train()
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    net = net.to(memory_format=layout)
     stats_fn = torch.compile(statistics, dynamic=False) if cfg.compile else statistics
     real_by_class = [train.images_of(c).to(device) for c in classes]
     dsa = DSA(cfg.dsa_strategy)
@@ -136,8 +138,9 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
             idx = real_indices(len(real_by_class[i]), n_real, g)
             draws.append((real_by_class[i][idx.to(device)], dsa.sample(g)))
         if joint:
-            real = torch.cat([dsa.apply(r, p) for r, p in draws])
-            fake = torch.cat([dsa.apply(syn[i * ipc:(i + 1) * ipc], p) for i, (_, p) in enumerate(draws)])
+            real = torch.cat([dsa.apply(r, p) for r, p in draws]).contiguous(memory_format=layout)
+            fake = torch.cat([dsa.apply(syn[i * ipc:(i + 1) * ipc], p)
+                              for i, (_, p) in enumerate(draws)]).contiguous(memory_format=layout)
             with autocast:
                 with torch.no_grad():
                     real_stats = stats_fn(net, real, cfg.power, attention=attention, groups=k)
@@ -149,15 +152,17 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
         for i, (real, params) in enumerate(draws):
             with autocast:
                 with torch.no_grad():
-                    real_stats = stats_fn(net, dsa.apply(real, params), cfg.power, attention=attention)
-                syn_stats = stats_fn(net, dsa.apply(syn[i * ipc:(i + 1) * ipc], params), cfg.power,
-                                     attention=attention)
+                    real_stats = stats_fn(net, dsa.apply(real, params).contiguous(memory_format=layout), cfg.power,
+                                          attention=attention)
+                fake = dsa.apply(syn[i * ipc:(i + 1) * ipc], params).contiguous(memory_format=layout)
+                syn_stats = stats_fn(net, fake, cfg.power, attention=attention)
             loss = matching_loss(real_stats, syn_stats, lambda_mmd=cfg.lambda_mmd, scale=cfg.loss_scale)
             loss.backward()  # per class: the gradient of a sum, with one class's graph alive at a time
             total += float(loss.detach())
         return total
 
-    last_save = time.monotonic()
+    last_save = began = time.monotonic()
+    done = start
     bar = tqdm(total=cfg.iterations, initial=start, disable=not progress, desc=f"{cfg.method} ipc{ipc}",
                unit="it", dynamic_ncols=True)
     with _deferred_interrupt() as interrupted, bar:
@@ -169,18 +174,22 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
                 raise DistillError(f"the {cfg.method} loss became {loss} at iteration {it}; lower --lr-img or use "
                                    f"--precision fp32 (the last checkpoint is intact)")
             optimizer.step()
+            done = it + 1
             curve.append((it, loss))
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
             bar.update()
             if callback is not None:
                 callback(it, loss)
+            out_of_time = cfg.max_minutes is not None and time.monotonic() - began > cfg.max_minutes * 60
             due = time.monotonic() - last_save > cfg.checkpoint_minutes * 60
-            if checkpoint is not None and (due or interrupted[0] or it + 1 == cfg.iterations):
-                _save_checkpoint(checkpoint, key, it + 1, syn, optimizer, curve)
+            if checkpoint is not None and (due or interrupted[0] or out_of_time or done == cfg.iterations):
+                _save_checkpoint(checkpoint, key, done, syn, optimizer, curve)
                 last_save = time.monotonic()
             if interrupted[0]:
                 raise KeyboardInterrupt
-    return MethodOutput(syn.detach().cpu(), cfg.iterations, curve)
+            if out_of_time:
+                break
+    return MethodOutput(syn.detach().cpu(), done, curve)
 
 
 def _save_checkpoint(path: Path, key: str, iteration: int, syn: Tensor, optimizer: torch.optim.Optimizer,

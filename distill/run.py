@@ -1,0 +1,123 @@
+"""Command line: ``python -m distill.run --dataset cifar10 --ipc 10 --method datadam``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distill.config import (add_config_args, config_to_dict, make_run_dir, preset_path, resolve_config,
+                            resolve_device, run_cli, to_toml)
+from distill.data import DATASETS, load_dataset
+from distill.errors import DistillError
+from distill.evaluate import TrainConfig, evaluate
+from distill.io import atomic_write_text, write_json
+from distill.methods import DistillConfig, distill
+from distill.plot import downsample, plot_loss
+from distill.synthetic import SyntheticSet
+
+
+@dataclass
+class RunConfig:
+    """A distillation job: what to distill, how, and how to evaluate the result."""
+
+    dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 | imagefolder",
+                                                      "choices": DATASETS})
+    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
+    seed: int = field(default=0, metadata={"help": "distillation seed"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    eval: int = field(default=0, metadata={"help": "evaluate with this many freshly trained networks"})
+    eval_network: str = field(default="convnet", metadata={"help": "network trained for evaluation"})
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--preset", help="cpu | paper | smoke: configs/distill/<dataset>-ipc<ipc>-<preset>.toml")
+    parser.add_argument("--config", type=Path, help="a TOML file of settings (applied after the preset)")
+    parser.add_argument("--out", type=Path, help="output folder (default runs/distill-<timestamp>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out "
+                                                              "(or the latest runs/distill-* folder)")
+    parser.add_argument("--eval-epochs", type=int, help="epochs of each evaluation network")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_args(parser, RunConfig)
+    add_config_args(parser, DistillConfig)
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> RunConfig:
+    top = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if hasattr(args, f.name)}
+    overrides = {k: v for k, v in top.items() if not dataclasses.is_dataclass(v)}
+    overrides["distill"] = {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillConfig)}
+    overrides["train"] = {"epochs": args.eval_epochs}
+    preset = None
+    if args.preset:
+        dataset = args.dataset or RunConfig.dataset
+        ipc = args.ipc or DistillConfig.ipc
+        preset = preset_path("distill", f"{dataset}-ipc{ipc}-{args.preset}", f"{dataset}-{args.preset}", args.preset)
+    return resolve_config(RunConfig, preset_file=preset, config_file=args.config, overrides=overrides)
+
+
+def find_resume_dir(out: Path | None) -> Path:
+    if out is not None:
+        return out
+    candidates = sorted(Path("runs").glob("distill-*/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise DistillError("--resume found no runs/distill-*/checkpoint.pt; pass --out DIR of the run to resume")
+    return candidates[-1].parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = make_run_dir(find_resume_dir(args.out) if args.resume else args.out, "distill")
+    if args.resume and (out / "config.toml").is_file() and args.config is None and args.preset is None:
+        args.config = out / "config.toml"  # same settings as the interrupted run unless told otherwise
+    cfg = load_config(args)
+    device = resolve_device(cfg.device)
+    atomic_write_text(out / "config.toml", to_toml(cfg))
+
+    train = load_dataset(cfg.dataset, "train", data_root=cfg.data_root)
+    started = time.perf_counter()
+    synthetic = distill(train, cfg.distill, seed=cfg.seed, device=device, progress=not args.quiet,
+                        checkpoint=out / "checkpoint.pt", resume=args.resume)
+    synthetic.save(out / "synthetic.pt")
+    synthetic.to_png(out / "synthetic.png")
+    curve = synthetic.config.get("loss_curve", [])
+    if curve:
+        plot_loss(curve, out / "loss.png", title=f"{cfg.distill.method} {cfg.dataset} ipc {cfg.distill.ipc}")
+
+    results = {
+        "dataset": cfg.dataset, "method": cfg.distill.method, "variant": cfg.distill.variant,
+        "ipc": cfg.distill.ipc, "classes": synthetic.class_ids, "images": len(synthetic), "bytes": synthetic.num_bytes,
+        "iterations": synthetic.iterations, "seconds": time.perf_counter() - started,
+        "seconds_per_iteration": (synthetic.seconds / synthetic.iterations) if synthetic.iterations else None,
+        "seed": cfg.seed, "device": str(device), "loss_curve": downsample(curve), "accuracy": None,
+    }
+    if cfg.eval > 0:
+        test = load_dataset(cfg.dataset, "test", data_root=cfg.data_root)
+        result = evaluate(synthetic.images, synthetic.labels, test, network=cfg.eval_network, config=cfg.train,
+                          seeds=range(cfg.eval), device=device, num_classes=train.num_classes,
+                          progress=not args.quiet)
+        results["accuracy"] = {**dataclasses.asdict(result), "network": cfg.eval_network,
+                               "epochs": cfg.train.epochs}
+    write_json(out / "results.json", results)
+    print(summary(results, out))
+    return 0
+
+
+def summary(results: dict, out: Path) -> str:
+    acc = results["accuracy"]
+    acc_text = f"{acc['mean']:.2f} ± {acc['std']:.2f} % ({len(acc['runs'])} nets)" if acc else "not evaluated (--eval N)"
+    rows = [("method", f"{results['method']} ({results['variant']})" if results["method"] == "datadam"
+             else results["method"]), ("dataset / ipc", f"{results['dataset']} / {results['ipc']}"),
+            ("iterations", str(results["iterations"])), ("seconds", f"{results['seconds']:.1f}"),
+            ("test accuracy", acc_text), ("output", str(out))]
+    return "\n".join(f"{k:<14} {v}" for k, v in rows)
+
+
+if __name__ == "__main__":
+    run_cli(main)

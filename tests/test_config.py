@@ -1,0 +1,34 @@
+import tomllib
+
+import pytest
+
+from distill.config import resolve_config, to_toml
+from distill.errors import DistillError
+from distill.run import RunConfig
+
+
+def test_toml_round_trip_and_precedence(tmp_path):
+    preset = tmp_path / "preset.toml"
+    preset.write_text("eval = 2\n[distill]\nipc = 5\niterations = 9\n")
+    override = tmp_path / "mine.toml"
+    override.write_text("[distill]\niterations = 11\n")
+    cfg = resolve_config(RunConfig, preset_file=preset, config_file=override,
+                         overrides={"seed": 3, "distill": {"lr_img": 0.5, "ipc": None}})
+    assert (cfg.eval, cfg.seed, cfg.distill.ipc, cfg.distill.iterations, cfg.distill.lr_img) == (2, 3, 5, 11, 0.5)
+    written = tmp_path / "config.toml"
+    written.write_text(to_toml(cfg))
+    assert tomllib.loads(written.read_text())["distill"]["iterations"] == 11
+    assert resolve_config(RunConfig, config_file=written) == cfg
+
+
+def test_unknown_and_mistyped_settings_are_named(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[distill]\nipcs = 5\n")
+    with pytest.raises(DistillError, match="unknown setting\\(s\\) ipcs"):
+        resolve_config(RunConfig, config_file=bad)
+    bad.write_text("seed = 'zero'\n")
+    with pytest.raises(DistillError, match="seed must be of type int"):
+        resolve_config(RunConfig, config_file=bad)
+    bad.write_text("seed = \n")
+    with pytest.raises(DistillError, match="not valid TOML"):
+        resolve_config(RunConfig, config_file=bad)
