@@ -1,0 +1,48 @@
+"""`python -m distill.run` end to end on a few real CIFAR-10 images, and its one-line errors."""
+
+import json
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from distill.run import main
+from distill.synthetic import SyntheticSet
+
+
+def test_cli_writes_every_promised_file(cifar_tree, tmp_path):
+    out = tmp_path / "run"
+    code = main(["--dataset", "cifar10", "--data-root", str(cifar_tree), "--preset", "smoke", "--iterations", "3",
+                 "--batch-real", "8", "--width", "16", "--eval", "2", "--eval-epochs", "2", "--device", "cpu",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    for name in ("synthetic.pt", "synthetic.png", "loss.png", "config.toml", "results.json", "checkpoint.pt"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert results["iterations"] == 3 and len(results["loss_curve"]) == 3
+    assert set(results["accuracy"]) >= {"mean", "std", "runs"} and len(results["accuracy"]["runs"]) == 2
+    assert all(0 <= r <= 100 for r in results["accuracy"]["runs"])
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config["distill"]["iterations"] == 3 and config["distill"]["ipc"] == 1  # preset + flags
+    synthetic = SyntheticSet.load(out / "synthetic.pt")
+    assert len(synthetic) == 10 and synthetic.class_names[0] == "airplane"
+
+    # --resume on a finished run does no more steps and reproduces the same images.
+    assert main(["--out", str(out), "--resume", "--quiet", "--data-root", str(cifar_tree)]) == 0
+    assert SyntheticSet.load(out / "synthetic.pt").images.equal(synthetic.images)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data-root", "/nonexistent/cifar"], "could not read or download cifar10"),
+    (["--dataset", "imagefolder", "--data-root", "/nonexistent/x"], "does not exist"),
+    (["--preset", "huge"], "no preset"),
+    (["--config", "/nonexistent.toml"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "distill.run", "--out", str(tmp_path / "o"), "--quiet", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in proc.stderr
