@@ -141,3 +141,14 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tiny_dataset, tmp_path):
     with pytest.raises(DistillError, match="other settings"):
         distill(tiny_dataset, DistillConfig(ipc=2, iterations=2, batch_real=8, width=32), progress=False,
                 checkpoint=ckpt, resume=True)
+
+
+def test_bf16_autocast_loss_agrees_with_fp32(tiny_dataset):
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        seen = []
+        distill(tiny_dataset, DistillConfig(ipc=2, iterations=2, batch_real=8, width=16, precision=precision),
+                seed=0, progress=False, callback=lambda it, loss: seen.append(loss))
+        losses[precision] = seen
+    for a, b in zip(losses["fp32"], losses["bf16"]):
+        assert b == pytest.approx(a, rel=0.05)
