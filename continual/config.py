@@ -56,6 +56,8 @@ class ContinualConfig:
     test_per_class: int | None = field(default=None, metadata={"help": "test on the first N test images per "
                                                                          "class (default: all)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    threads: int | None = field(default=None, metadata={"help": "CPU threads for torch (default: torch's choice; "
+                                                                  "1 is fastest on a busy machine)"})
     cache_dir: str | None = field(default=None, metadata={"help": "where distilled memories are cached "
                                                                     "(default: $DISTILL_CACHE_DIR/continual)"})
     distill: DistillConfig = field(default_factory=_distill_default)

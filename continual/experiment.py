@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
 # Settings that may change between a run and its --resume (more seeds or methods extend the run).
-_EXTENSIBLE = ("seeds", "memory", "protocol", "device")
+_EXTENSIBLE = ("seeds", "memory", "protocol", "device", "threads")
 
 
 def validate(cfg: ContinualConfig) -> None:
@@ -126,6 +126,7 @@ def build_results(cfg: ContinualConfig, progress: Progress, *, num_classes: int,
             }
             summary["seconds"] = {
                 "distill": sum(r.distill_seconds for rs in runs.values() for r in rs),
+                "distill_cached": sum(r.distill_seconds_cached for rs in runs.values() for r in rs),
                 "train": sum(r.train_seconds for rs in runs.values() for r in rs),
                 "distill_per_seed": {str(s): sum(r.distill_seconds for r in rs) for s, rs in runs.items()},
                 "train_per_seed": {str(s): sum(r.train_seconds for r in rs) for s, rs in runs.items()},
@@ -180,6 +181,7 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
         write_json(out / "results.json", results)
         return results
 
+    last_plot = time.perf_counter()
     jobs = [(p, s, m) for p in cfg.protocols() for s in cfg.seeds for m in methods_for(cfg, p)]
     outer = tqdm(jobs, desc="runs", unit="run", disable=not show_progress)
     for protocol, seed, method in outer:
@@ -211,7 +213,9 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
             progress.forget(protocol, method, seed)  # a replay model cannot restart mid-stream
             run_replay(benchmarks[seed], policy, make_model=make_model, replay=cfg.replay, mem_size=mem_size,
                        seed=seed, device=device, on_step=on_step, progress=bar)
-        plot_accuracy(write(), out / "accuracy.png")
+        if time.perf_counter() - last_plot > 120:  # plotting costs seconds; refresh it now and then
+            plot_accuracy(write(), out / "accuracy.png")
+            last_plot = time.perf_counter()
     results = write()
     plot_accuracy(results, out / "accuracy.png")
     return results

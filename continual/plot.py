@@ -40,7 +40,8 @@ def plot_accuracy(results: Mapping[str, Any], path: str | Path) -> None:
         ax.set_xlabel("classes seen")
         ax.set_ylabel("test accuracy on seen classes (%)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)

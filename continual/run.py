@@ -66,7 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and args.out is None:
         raise DistillError("--resume needs --out DIR naming the run to continue")
     out = make_run_dir(args.out, "continual")
-    results = run_experiment(cfg, out, resume=args.resume, show_progress=not args.quiet)
+    import torch
+
+    threads = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(max(1, cfg.threads))
+    try:
+        results = run_experiment(cfg, out, resume=args.resume, show_progress=not args.quiet)
+    finally:
+        torch.set_num_threads(threads)  # main() may run inside another program (tests, notebooks)
     print(summary_table(results))
     print(f"results: {out / 'results.json'}  plot: {out / 'accuracy.png'}  config: {out / 'config.toml'}")
     return 0
