@@ -79,11 +79,14 @@ def _distill_config(config: SearchConfig, method: str):
 
 
 def _cache_file(config: SearchConfig, method: str, train: ClassDataset) -> Path:
-    """Cache key: method, ipc, seed, dataset, the distill settings and the training data's size."""
-    from distill.config import config_to_dict
+    """Cache key: method, ipc, seed, dataset, the ``[distill]`` settings given and the training data's size.
 
+    Only the settings the user gave enter the key (not every DistillConfig field), so a new
+    DistillConfig field with a default does not invalidate cached sets.
+    """
+    overrides = {k: v for k, v in config.distill.items() if k not in ("method", "ipc")}
     key = json.dumps({"method": method, "ipc": config.ipc, "seed": config.seed, "dataset": config.dataset,
-                      "distill": config_to_dict(_distill_config(config, method)), "n": len(train),
+                      "distill": overrides, "n": len(train),
                       "classes": train.class_names, "shape": list(train.images.shape[1:])}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     root = Path(config.cache_dir) if config.cache_dir else distill_cache_dir() / "nas-sets"

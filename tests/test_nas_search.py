@@ -141,3 +141,27 @@ def test_cli_errors_are_one_line(argv, words, tmp_path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and words in err and "\n" not in err
+
+
+def test_distilled_set_is_cached_and_reused(tmp_path, monkeypatch):
+    import distill.methods as methods
+    from nas.proxies import distilled_set
+
+    calls = []
+    real = methods.distill
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(methods, "distill", counting)
+    config = _config(cache_dir=str(tmp_path / "cache"), distill={"iterations": 1, "batch_real": 2})
+    train = _tiny(4, 0)
+    first, cached = distilled_set(config, "dm", train, device=torch.device("cpu"), progress=False)
+    assert not cached and len(calls) == 1 and first.method == "dm" and len(first) == 10
+    again, cached = distilled_set(config, "dm", train, device=torch.device("cpu"), progress=False)
+    assert cached and len(calls) == 1 and torch.equal(again.images, first.images)
+    other, cached = distilled_set(_config(cache_dir=str(tmp_path / "cache"), distill={"iterations": 2,
+                                                                                      "batch_real": 2}),
+                                  "dm", train, device=torch.device("cpu"), progress=False)
+    assert not cached and len(calls) == 2
