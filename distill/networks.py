@@ -45,7 +45,9 @@ def make_norm(norm: str, width: int) -> nn.Module:
 
 
 def make_act(act: str) -> nn.Module:
-    acts = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leakyrelu": lambda: nn.LeakyReLU(0.01)}
+    # In place: the norm output is not needed by autograd, and one activation-sized buffer is saved per block.
+    acts = {"relu": lambda: nn.ReLU(inplace=True), "sigmoid": nn.Sigmoid,
+            "leakyrelu": lambda: nn.LeakyReLU(0.01, inplace=True)}
     if act not in acts:
         raise DistillError(f"unknown activation {act!r}; use {', '.join(acts)}")
     return acts[act]()

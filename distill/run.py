@@ -11,6 +11,7 @@ from pathlib import Path
 from distill.config import (add_config_args, config_to_dict, make_run_dir, preset_path, resolve_config,
                             resolve_device, run_cli, to_toml)
 from distill.data import DATASETS, load_dataset
+from distill.distributed import gather, local_device, shard, world
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig, evaluate
 from distill.io import atomic_write_text, write_json
@@ -77,13 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and (out / "config.toml").is_file() and args.config is None and args.preset is None:
         args.config = out / "config.toml"  # same settings as the interrupted run unless told otherwise
     cfg = load_config(args)
-    device = resolve_device(cfg.device)
-    atomic_write_text(out / "config.toml", to_toml(cfg))
+    rank, size = world()
+    device = local_device(resolve_device(cfg.device))
+    if rank == 0:
+        atomic_write_text(out / "config.toml", to_toml(cfg))
 
     train = load_dataset(cfg.dataset, "train", data_root=cfg.data_root)
     started = time.perf_counter()
-    synthetic = distill(train, cfg.distill, seed=cfg.seed, device=device, progress=not args.quiet,
-                        checkpoint=out / "checkpoint.pt", resume=args.resume)
+    synthetic = distill_sharded(train, cfg, device, out, rank=rank, size=size, resume=args.resume,
+                                progress=not args.quiet and rank == 0)
+    if rank != 0:
+        return 0
     synthetic.save(out / "synthetic.pt")
     synthetic.to_png(out / "synthetic.png")
     curve = synthetic.config.get("loss_curve", [])
@@ -107,6 +112,31 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / "results.json", results)
     print(summary(results, out))
     return 0
+
+
+def distill_sharded(train, cfg: RunConfig, device, out: Path, *, rank: int, size: int, resume: bool,
+                    progress: bool) -> SyntheticSet:
+    """Distill on this process; under torchrun, each rank takes a share of the classes.
+
+    Classes are independent except through a BatchNorm encoder, so the sharded result equals the
+    single-process one; the BatchNorm variant runs whole on every rank's behalf on rank 0.
+    """
+    classes = list(range(train.num_classes))
+    coupled = cfg.distill.resolved().norm == "batchnorm"
+    if size == 1 or coupled:
+        if rank != 0:
+            return None  # type: ignore[return-value]
+        return distill(train, cfg.distill, seed=cfg.seed, device=device, progress=progress,
+                       checkpoint=out / "checkpoint.pt", resume=resume)
+    mine = shard(classes, rank, size)
+    part = distill(train, cfg.distill, classes=mine, seed=cfg.seed, device=device, progress=progress,
+                   checkpoint=out / f"checkpoint-rank{rank}.pt", resume=resume) if mine else None
+    parts = [p for p in gather(part, size) if p is not None]
+    merged = SyntheticSet.merge(parts).subset(classes)
+    merged.config["loss_curve"] = [[it, sum(p.config["loss_curve"][i][1] for p in parts)]
+                                   for i, (it, _) in enumerate(parts[0].config["loss_curve"])]
+    merged.seconds = max(p.seconds for p in parts)
+    return merged
 
 
 def summary(results: dict, out: Path) -> str:

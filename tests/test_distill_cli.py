@@ -46,3 +46,17 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_torchrun_shards_classes_and_equals_one_process(cifar_tree, tmp_path):
+    common = ["-m", "distill.run", "--dataset", "cifar10", "--data-root", str(cifar_tree), "--preset", "smoke",
+              "--iterations", "2", "--batch-real", "8", "--width", "16", "--eval", "0", "--quiet"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}  # equal float reductions in both runs
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    subprocess.run([*torchrun, *common, "--out", str(tmp_path / "two")], check=True, env=env, timeout=300,
+                   capture_output=True)
+    subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], check=True, env=env, timeout=300,
+                   capture_output=True)
+    assert (tmp_path / "two" / "checkpoint-rank1.pt").is_file()  # rank 1 really distilled its share
+    two, one = SyntheticSet.load(tmp_path / "two" / "synthetic.pt"), SyntheticSet.load(tmp_path / "one" / "synthetic.pt")
+    assert two.class_ids == list(range(10)) and two.images.equal(one.images)

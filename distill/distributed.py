@@ -1,0 +1,42 @@
+"""Sharding over processes launched by ``torchrun``: classes (or candidates) split by rank, gathered on rank 0."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)``, initialising the process group when launched by torchrun."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), size
+
+
+def shard(items: Sequence[T], rank: int, size: int) -> list[T]:
+    """This rank's share, round robin."""
+    return list(items[rank::size])
+
+
+def gather(obj: Any, size: int) -> list[Any]:
+    """Every rank's ``obj``, in rank order (on all ranks)."""
+    if size == 1:
+        return [obj]
+    out: list[Any] = [None] * size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def local_device(device: torch.device) -> torch.device:
+    """One GPU per rank under torchrun."""
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
