@@ -27,12 +27,28 @@ from distill.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
 
+# Config fields that never change a memory, and those only DataDAM/DM read.
+_NOT_IN_KEY = ("checkpoint_minutes", "compile")
+_MATCHING_ONLY = ("variant", "iterations", "batch_real", "lr_img", "momentum", "power", "lambda_mmd", "loss_scale",
+                  "init", "dsa_strategy", "precision")
+
 
 def _fingerprint(images: Tensor) -> str:
     """A content hash of the real images a memory is distilled from (part of the cache key)."""
     h = hashlib.sha1(str(tuple(images.shape)).encode())
     h.update(images.contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def _canonical_order(images: Tensor) -> Tensor:
+    """The images sorted by content hash.
+
+    Streams list a class's images in different orders (the order depends on the other classes of
+    the experience); sorting makes a class's memory depend only on its images and the seed, so
+    every class order and step count reuses the same cached memory.
+    """
+    keys = [hashlib.sha1(image.numpy().tobytes()).digest() for image in images]
+    return images[sorted(range(len(keys)), key=keys.__getitem__)]
 
 
 class DistilledBuffer(ExemplarsBuffer):
@@ -206,7 +222,7 @@ class DistilledBuffer(ExemplarsBuffer):
             loader = DataLoader(part, batch_size=1000, shuffle=False, num_workers=0,
                                 collate_fn=getattr(part, "collate_fn", None))
             batches = [batch[0] for batch in loader]
-            out[c] = torch.cat(batches).float().cpu()
+            out[c] = _canonical_order(torch.cat(batches).float().cpu())
         return out
 
     def _names_for(self, c: int) -> list[str]:
@@ -220,7 +236,9 @@ class DistilledBuffer(ExemplarsBuffer):
     def _cache_file(self, c: int, images: Tensor) -> Path | None:
         if self.cache_dir is None:
             return None
-        record = {k: v for k, v in config_to_dict(self.config).items() if k != "checkpoint_minutes"}
+        record = {k: v for k, v in config_to_dict(self.config).items() if k not in _NOT_IN_KEY}
+        if self.method in ("random", "herding"):  # selections ignore the optimisation settings
+            record = {k: v for k, v in record.items() if k not in _MATCHING_ONLY}
         key = json.dumps({"class": c, "seed": self.seed, "config": record, "data": _fingerprint(images)},
                          sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]

@@ -14,12 +14,22 @@ from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmar
 from avalanche.benchmarks.utils import as_classification_dataset
 
 from continual import DistilledBuffer
+from continual.buffer import _canonical_order
 from continual.benchmark import make_benchmark
 from continual.testing import tiny_dataset
 from distill.errors import DistillError
 from distill.methods import DistillConfig, distill as real_distill
 
 ORDER = [2, 0, 3, 1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread avoids thread-pool overhead on a busy machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +126,8 @@ def test_memories_come_from_the_experience_only(bench, data, monkeypatch):
     assert [c for c, _, _ in calls] == [[0], [2]]
     for (c,), labels, images in calls:
         assert labels == [c]
-        assert torch.equal(images, train.images_of(c))  # exactly that class's data of this experience
+        # exactly that class's data of this experience (in a canonical order)
+        assert torch.equal(images, _canonical_order(train.images_of(c)))
     # nothing of classes 1 and 3 (the next experience) is in the memory
     memory, _ = buffer.tensors()
     future = torch.cat([train.images_of(1), train.images_of(3)])
@@ -144,6 +155,21 @@ def test_distilled_method_changes_images_and_cache_skips_second_distillation(ben
     third = DistilledBuffer(8, method="datadam", ipc=2, distill_config=cfg, cache_dir=tmp_path, seed=1)
     with pytest.raises(AssertionError, match="distilled again"):
         third.post_adapt(None, bench.train_stream[0])
+
+
+def test_memory_of_a_class_does_not_depend_on_class_order_or_steps(data, tmp_path):
+    train, test = data
+    cfg = DistillConfig(iterations=2, batch_real=4, width=8)
+    memories = []
+    for steps, order in ((2, ORDER), (4, [1, 3, 0, 2]), (2, [3, 1, 2, 0])):
+        bench = make_benchmark(train, test, steps=steps, order=order)
+        buffer = DistilledBuffer(8, method="dm", ipc=2, distill_config=cfg, cache_dir=tmp_path)
+        for exp in bench.train_stream:
+            buffer.post_adapt(None, exp)
+        memories.append(buffer)
+    for c in range(4):
+        assert torch.equal(memories[0].memories[c], memories[1].memories[c])
+    assert memories[1].cache_hits == memories[2].cache_hits == 4  # one distillation per class in all
 
 
 def test_precomputed_synthetic_set(bench, data):
