@@ -80,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point (``continual-run``)."""
     from distill.config import run_cli
 
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()
