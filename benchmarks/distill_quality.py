@@ -29,13 +29,14 @@ from distill.perf import tune_allocator  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ipc", type=int, default=1)
-    parser.add_argument("--minutes", type=float, default=20.0, help="distillation budget per optimising method")
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget per optimising method")
     parser.add_argument("--iterations", type=int, default=100000, help="cap on iterations inside the budget")
     parser.add_argument("--methods", default="datadam,dm,random,herding")
     parser.add_argument("--variant", default="paper")
     parser.add_argument("--batch-real", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the encoder (same math, faster)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--save-sets", type=Path, default=None, help="folder to keep the synthetic sets in")
@@ -47,7 +48,8 @@ def main() -> None:
     rows = []
     for method in args.methods.split(","):
         cfg = DistillConfig(method=method, variant=args.variant, ipc=args.ipc, iterations=args.iterations,
-                            batch_real=args.batch_real, max_minutes=args.minutes, checkpoint_minutes=1e9)
+                            batch_real=args.batch_real, max_minutes=args.minutes, checkpoint_minutes=1e9,
+                            compile=args.compile)
         t = time.perf_counter()
         synthetic = distill(train, cfg, seed=0, progress=False)
         distill_seconds = time.perf_counter() - t
