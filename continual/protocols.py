@@ -138,7 +138,12 @@ def make_class_balanced(mem_size: int, num_classes: int):
     """Avalanche's ``ClassBalancedBuffer`` sized to hold ``mem_size / num_classes`` images of every class."""
     from avalanche.training.storage_policy import ClassBalancedBuffer
 
-    return ClassBalancedBuffer(max_size=mem_size, adaptive_size=False, total_num_classes=num_classes)
+    class _ClassBalancedBuffer(ClassBalancedBuffer):
+        def update(self, strategy: Any, **kwargs: Any) -> None:
+            # ReplayPlugin calls the deprecated update(); go straight to post_adapt, as it would.
+            self.post_adapt(strategy, strategy.experience)
+
+    return _ClassBalancedBuffer(max_size=mem_size, adaptive_size=False, total_num_classes=num_classes)
 
 
 def run_replay(benchmark: Any, storage_policy: Any, *, make_model: ModelFactory, replay: ReplayConfig,
