@@ -13,6 +13,9 @@ from distill.data import from_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Unit tests use tiny tensors, where one thread beats two and is immune to a busy machine.
+torch.set_num_threads(1)
+
 
 def real_cifar10_root() -> Path | None:
     """The full CIFAR-10 ImageFolder copy: $DISTILL_DATA_ROOT, else ../shared/data/cifar10."""
