@@ -213,8 +213,15 @@ def _load_imagefolder_cached(root: Path, split: str) -> tuple[Tensor, Tensor, li
 
 
 def _decode(files: list[list[Path]]) -> tuple[Tensor, Tensor]:
+    import warnings
+
     from torchvision.io import ImageReadMode, decode_image, read_file
 
+    # torchvision 0.29 deprecates its decoders in favour of torchcodec; they still work, and a
+    # second multi-hundred-MB dependency for reading 32x32 JPEGs is not worth it yet.
+    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities", category=UserWarning)
+    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities",
+                            category=DeprecationWarning)
     images, labels, shape = [], [], None
     for label, group in enumerate(files):
         for path in group:
