@@ -217,26 +217,25 @@ def _decode(files: list[list[Path]]) -> tuple[Tensor, Tensor]:
 
     from torchvision.io import ImageReadMode, decode_image, read_file
 
-    # torchvision 0.29 deprecates its decoders in favour of torchcodec; they still work, and a
-    # second multi-hundred-MB dependency for reading 32x32 JPEGs is not worth it yet.
-    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities", category=UserWarning)
-    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities",
-                            category=DeprecationWarning)
     images, labels, shape = [], [], None
-    for label, group in enumerate(files):
-        for path in group:
-            try:
-                img = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-            except RuntimeError:
-                raise DistillError(f"cannot decode image {path}; delete or replace the corrupt file") from None
-            if shape is None:
-                shape = img.shape
-            elif img.shape != shape:
-                raise DistillError(
-                    f"image {path} is {tuple(img.shape)} but earlier images are {tuple(shape)}; "
-                    f"resize the tree to one size")
-            images.append(img)
-            labels.append(label)
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its decoders in favour of torchcodec; they still work, and a
+        # second large dependency for reading 32x32 JPEGs is not worth it yet.
+        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities")
+        for label, group in enumerate(files):
+            for path in group:
+                try:
+                    img = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+                except RuntimeError:
+                    raise DistillError(f"cannot decode image {path}; delete or replace the corrupt file") from None
+                if shape is None:
+                    shape = img.shape
+                elif img.shape != shape:
+                    raise DistillError(
+                        f"image {path} is {tuple(img.shape)} but earlier images are {tuple(shape)}; "
+                        f"resize the tree to one size")
+                images.append(img)
+                labels.append(label)
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 
