@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Mapping
 
-from distill.io import atomic_write_bytes
+from distill.plot import save_figure
 
 STYLE = {"datadam": ("tab:red", "DataDAM"), "dm": ("tab:blue", "DM"), "herding": ("tab:green", "herding"),
          "random": ("tab:gray", "random"), "class_balanced": ("tab:purple", "ClassBalancedBuffer")}
@@ -43,10 +42,7 @@ def plot_accuracy(results: Mapping[str, Any], path: str | Path) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)
 
 
 __all__ = ["plot_accuracy"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from distill.config import add_config_args, make_run_dir, preset_path, read_toml, resolve_config

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.config import (add_config_args, config_to_dict, make_run_dir, preset_path, resolve_config,
+from distill.config import (add_config_args, make_run_dir, preset_path, resolve_config,
                             resolve_device, run_cli, to_toml)
 from distill.data import DATASETS, load_dataset
 from distill.distributed import gather, local_device, shard, world

@@ -13,7 +13,7 @@ def plot_ranking(rows: Sequence[Mapping], summary: Mapping[str, Mapping], path: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from distill.io import atomic_write_bytes
+    from distill.plot import save_figure
 
     proxies = list(summary)
     fig, axes = plt.subplots(1, max(1, len(proxies)), figsize=(4 * max(1, len(proxies)), 3.8), squeeze=False)
@@ -31,9 +31,4 @@ def plot_ranking(rows: Sequence[Mapping], summary: Mapping[str, Mapping], path: 
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from torchvision.io import encode_png, write_png
+from torchvision.io import write_png
 
 from distill.data import denormalise, from_tensors, load_dataset
 from distill.errors import DistillError

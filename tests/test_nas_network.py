@@ -12,15 +12,6 @@ from nas.network import build_network, count_parameters
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny convolutions: one thread is faster and immune to other processes' load.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 DISCONNECTED = "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|none~2|"
 
 

@@ -20,15 +20,6 @@ from nas.search import main
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny convolutions: one thread is faster and immune to other processes' load.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _tiny(n_per_class: int, seed: int):
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(10).repeat(n_per_class)
