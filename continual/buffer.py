@@ -18,20 +18,14 @@ from avalanche.benchmarks.utils.transform_groups import TransformGroups
 from avalanche.benchmarks.utils.utils import concat_datasets
 from avalanche.training.storage_policy import ExemplarsBuffer
 
-from distill.config import config_to_dict, resolve_device
+from distill.config import resolve_device
 from distill.data import cache_dir as default_cache_root
 from distill.data import from_tensors
 from distill.errors import DistillError
-from distill.methods import METHODS, DistillConfig, distill
+from distill.methods import METHODS, DistillConfig, load_or_distill, result_key
 from distill.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
-
-# Config fields that never change a memory, and those only DataDAM/DM read.
-_NOT_IN_KEY = ("checkpoint_minutes", "compile")
-_MATCHING_ONLY = ("variant", "iterations", "batch_real", "lr_img", "momentum", "power", "lambda_mmd", "loss_scale",
-                  "init", "dsa_strategy", "precision")
-
 
 def _fingerprint(images: Tensor) -> str:
     """A content hash of the real images a memory is distilled from (part of the cache key)."""
@@ -236,37 +230,24 @@ class DistilledBuffer(ExemplarsBuffer):
     def _cache_file(self, c: int, images: Tensor) -> Path | None:
         if self.cache_dir is None:
             return None
-        record = {k: v for k, v in config_to_dict(self.config).items() if k not in _NOT_IN_KEY}
-        if self.method in ("random", "herding"):  # selections ignore the optimisation settings
-            record = {k: v for k, v in record.items() if k not in _MATCHING_ONLY}
-        key = json.dumps({"class": c, "seed": self.seed, "config": record, "data": _fingerprint(images)},
+        key = json.dumps({"class": c, "seed": self.seed, "config": result_key(self.config),
+                          "data": _fingerprint(images)},
                          sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         return self.cache_dir / f"{self.method}-class{c}-ipc{self.ipc}-seed{self.seed}-{digest}.pt"
 
     def _distill_class(self, c: int, images: Tensor) -> Tensor:
-        path = self._cache_file(c, images)
-        if path is not None and path.is_file():
-            try:
-                synthetic = SyntheticSet.load(path)
-                self.sets[c] = synthetic
-                self.cache_hits += 1
-                self.cached_distill_seconds += synthetic.seconds
-                return synthetic.images_of(c)
-            except DistillError as exc:  # a damaged cache entry is recomputed, never trusted
-                log.warning("ignoring cached memory %s: %s", path, exc)
         mean, std = self.normalization or ((0.0,) * images.shape[1], (1.0,) * images.shape[1])
         labels = torch.full((len(images),), c, dtype=torch.long)
         train = from_tensors(images, labels, self._names_for(c), mean=mean, std=std)
-        synthetic = distill(train, self.config, classes=[c], seed=self.seed, device=self.device,
-                            progress=self.progress)
-        self.distill_seconds += synthetic.seconds
+        synthetic, cached = load_or_distill(self._cache_file(c, images), train, self.config, classes=[c],
+                                            seed=self.seed, device=self.device, progress=self.progress)
+        if cached:
+            self.cache_hits += 1
+            self.cached_distill_seconds += synthetic.seconds
+        else:
+            self.distill_seconds += synthetic.seconds
         self.sets[c] = synthetic
-        if path is not None:
-            try:
-                synthetic.save(path)
-            except OSError as exc:  # a read-only cache costs a distillation next time, nothing else
-                log.warning("could not cache memory of class %d in %s: %s", c, path, exc)
         return synthetic.images_of(c)
 
     def _from_synthetic(self, c: int) -> Tensor:

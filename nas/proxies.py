@@ -79,14 +79,11 @@ def _distill_config(config: SearchConfig, method: str):
 
 
 def _cache_file(config: SearchConfig, method: str, train: ClassDataset) -> Path:
-    """Cache key: method, ipc, seed, dataset, the ``[distill]`` settings given and the training data's size.
+    """Cache key: the settings that determine the images (``result_key``), seed, dataset and data size."""
+    from distill.methods import result_key
 
-    Only the settings the user gave enter the key (not every DistillConfig field), so a new
-    DistillConfig field with a default does not invalidate cached sets.
-    """
-    overrides = {k: v for k, v in config.distill.items() if k not in ("method", "ipc")}
-    key = json.dumps({"method": method, "ipc": config.ipc, "seed": config.seed, "dataset": config.dataset,
-                      "distill": overrides, "n": len(train),
+    key = json.dumps({"seed": config.seed, "dataset": config.dataset,
+                      "distill": result_key(_distill_config(config, method)), "n": len(train),
                       "classes": train.class_names, "shape": list(train.images.shape[1:])}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     root = Path(config.cache_dir) if config.cache_dir else distill_cache_dir() / "nas-sets"
@@ -100,20 +97,10 @@ def distilled_set(config: SearchConfig, method: str, train: ClassDataset, *, dev
     Returns:
         the set and whether it came from the cache.
     """
-    from distill.methods import distill
+    from distill.methods import load_or_distill
 
-    path = _cache_file(config, method, train)
-    if path.is_file():
-        try:
-            return SyntheticSet.load(path), True
-        except DistillError:
-            pass  # a damaged cache entry is rebuilt
-    synthetic = distill(train, _distill_config(config, method), seed=config.seed, device=device, progress=progress)
-    try:
-        synthetic.save(path)
-    except OSError:
-        pass  # an unwritable cache costs a re-distillation next time, nothing else
-    return synthetic, False
+    return load_or_distill(_cache_file(config, method, train), train, _distill_config(config, method),
+                           seed=config.seed, device=device, progress=progress)
 
 
 def _check_set(synthetic: SyntheticSet, train: ClassDataset, source: str) -> None:

@@ -120,7 +120,7 @@ def test_memories_come_from_the_experience_only(bench, data, monkeypatch):
         calls.append((list(classes), sorted(set(real.labels.tolist())), real.images.clone()))
         return real_distill(real, cfg, classes=classes, **kwargs)
 
-    monkeypatch.setattr("continual.buffer.distill", spy)
+    monkeypatch.setattr("distill.methods.distill", spy)
     buffer = DistilledBuffer(8, method="random", ipc=2, cache_dir=False)
     buffer.post_adapt(None, bench.train_stream[0])
     assert [c for c, _, _ in calls] == [[0], [2]]
@@ -147,7 +147,7 @@ def test_distilled_method_changes_images_and_cache_skips_second_distillation(ben
     def fail(*args, **kwargs):
         raise AssertionError("distilled again despite the cache")
 
-    monkeypatch.setattr("continual.buffer.distill", fail)
+    monkeypatch.setattr("distill.methods.distill", fail)
     second = DistilledBuffer(8, method="datadam", ipc=2, distill_config=cfg, cache_dir=tmp_path)
     second.post_adapt(None, bench.train_stream[0])
     assert second.cache_hits == 2 and torch.equal(first.tensors()[0], second.tensors()[0])

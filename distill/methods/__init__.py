@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,6 +15,8 @@ from distill.config import config_to_dict
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.synthetic import SyntheticSet, git_revision
+
+log = logging.getLogger(__name__)
 
 METHODS = ("datadam", "dm", "random", "herding")
 VARIANTS = {
@@ -82,8 +85,47 @@ class MethodOutput:
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
 
 
+# Settings that never change the images: layout and compilation keep the math, the rest is bookkeeping.
+_NO_EFFECT = ("compile", "channels_last", "checkpoint_minutes")
+# All that the selection methods (random, herding) read.
+_SELECTION_READS = ("method", "ipc", "depth", "width", "norm")
+
+
 def list_methods() -> list[str]:
     return list(METHODS)
+
+
+def result_key(config: DistillConfig) -> dict:
+    """The resolved settings that determine a method's images: what a cache entry or a checkpoint must match."""
+    record = config_to_dict(config.resolved())
+    if record["method"] in ("random", "herding"):
+        return {k: record[k] for k in _SELECTION_READS}
+    return {k: v for k, v in record.items() if k not in _NO_EFFECT}
+
+
+def load_or_distill(path: str | Path | None, train: ClassDataset, config: DistillConfig, *,
+                    classes: Sequence[int] | None = None, seed: int = 0, device: torch.device | str = "cpu",
+                    progress: bool = True) -> tuple[SyntheticSet, bool]:
+    """The set cached at ``path`` if it is readable, else :func:`distill` it and cache it there.
+
+    The caller names ``path`` from :func:`result_key` and whatever else identifies its data. A damaged
+    entry is recomputed, never trusted; an unwritable cache costs a distillation next time, nothing else.
+
+    Returns:
+        The set, and whether it came from the cache.
+    """
+    if path is not None and Path(path).is_file():
+        try:
+            return SyntheticSet.load(path), True
+        except DistillError as exc:
+            log.warning("ignoring cached set %s: %s", path, exc)
+    synthetic = distill(train, config, classes=classes, seed=seed, device=device, progress=progress)
+    if path is not None:
+        try:
+            synthetic.save(path)
+        except OSError as exc:
+            log.warning("could not cache the set in %s: %s", path, exc)
+    return synthetic, False
 
 
 def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int] | None = None, seed: int = 0,
@@ -133,4 +175,5 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
                         seconds=time.perf_counter() - start, git_revision=git_revision())
 
 
-__all__ = ["DistillConfig", "MethodOutput", "METHODS", "VARIANTS", "distill", "list_methods"]
+__all__ = ["DistillConfig", "MethodOutput", "METHODS", "VARIANTS", "distill", "list_methods", "load_or_distill",
+           "result_key"]

@@ -8,6 +8,7 @@ attention maps (DataDAM) and mean embedding (both) match the real ones (METHOD.m
 from __future__ import annotations
 
 import contextlib
+import math
 import hashlib
 import json
 import signal
@@ -21,18 +22,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from distill.augment import DSA
-from distill.config import config_to_dict
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.io import atomic_torch_save
-from distill.methods import DistillConfig, MethodOutput
+from distill.methods import DistillConfig, MethodOutput, result_key
 from distill.methods.seeds import INIT, NET, STEP, real_indices, stream
 from distill.methods.selection import random_real
 from distill.networks import ConvNet, init_parameters
 
-# Settings that change the result; the rest (compile, checkpoint period) may differ on --resume.
-_RESULT_KEYS = ("method", "variant", "ipc", "batch_real", "lr_img", "momentum", "power", "norm",
-                "lambda_mmd", "loss_scale", "init", "depth", "width", "dsa_strategy", "precision")
 
 
 def attention_map(f: Tensor, power: float, *, nonnegative: bool = False) -> Tensor:
@@ -79,7 +76,8 @@ def matching_loss(real: list[Tensor], syn: list[Tensor], *, lambda_mmd: float, s
 
 
 def _fingerprint(cfg: DistillConfig, classes: Sequence[int], seed: int, shape: Sequence[int]) -> str:
-    record = {k: v for k, v in config_to_dict(cfg).items() if k in _RESULT_KEYS}
+    # More iterations (or another time budget) may be asked for on --resume: the steps done stay valid.
+    record = {k: v for k, v in result_key(cfg).items() if k not in ("iterations", "max_minutes")}
     record.update(classes=list(classes), seed=seed, shape=list(shape))
     return hashlib.sha1(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
@@ -170,7 +168,7 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
             init_parameters(net, stream(seed, NET, it))
             optimizer.zero_grad(set_to_none=True)
             loss = step_loss(it)
-            if not torch.isfinite(torch.tensor(loss)):
+            if not math.isfinite(loss):
                 raise DistillError(f"the {cfg.method} loss became {loss} at iteration {it}; lower --lr-img or use "
                                    f"--precision fp32 (the last checkpoint is intact)")
             optimizer.step()
