@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
 
 from distill.data import load_dataset  # noqa: E402
 from distill.evaluate import TrainConfig, evaluate  # noqa: E402
@@ -40,7 +43,10 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--save-sets", type=Path, default=None, help="folder to keep the synthetic sets in")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     tune_allocator()
     train = load_dataset("cifar10", "train", data_root=args.data_root)
     test = load_dataset("cifar10", "test", data_root=args.data_root)
@@ -62,7 +68,8 @@ def main() -> None:
                      "eval_seconds": time.perf_counter() - t, **asdict(result)})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     report = {"dataset": "cifar10 (shared JPEG copy)", "ipc": args.ipc, "budget_minutes": args.minutes,
-              "batch_real": args.batch_real, "eval": {"network": "convnet3", "epochs": args.epochs,
+              "batch_real": args.batch_real, "threads": torch.get_num_threads(),
+              "load_average_at_end": os.getloadavg(), "eval": {"network": "convnet3", "epochs": args.epochs,
                                                       "seeds": args.seeds, "protocol": asdict(protocol)},
               "rows": rows}
     if args.out:

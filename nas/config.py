@@ -43,6 +43,10 @@ class SearchConfig:
                                                       "choices": ("cosine", "step")})
     dsa: bool = field(default=True, metadata={"help": "DSA augmentation while training candidates"})
     dsa_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "DSA groups"})
+    bn_recalibrate: bool = field(default=True, metadata={
+        "help": "recompute BatchNorm statistics on the proxy's training images after training, before testing"})
+    bn_recalibrate_images: int = field(default=500, metadata={
+        "help": "at most this many of the proxy's training images feed the BatchNorm recalibration"})
     early_stop_epochs: int = field(default=2, metadata={
         "help": "epochs of the early-stop proxy on real training images (2 x 50,000 = the images seen by "
                 "200 epochs on 500 images)"})

@@ -59,7 +59,7 @@ def train_config(config: SearchConfig, epochs: int) -> TrainConfig:
     """The candidate training recipe of ``config`` for ``epochs`` epochs."""
     return TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr, momentum=config.momentum,
                        weight_decay=config.weight_decay, nesterov=config.nesterov, schedule=config.schedule,
-                       dsa=config.dsa, dsa_strategy=config.dsa_strategy)
+                       dsa=config.dsa, dsa_strategy=config.dsa_strategy, channels_last=True)
 
 
 def seeded_subset(data: ClassDataset, count: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -175,12 +175,46 @@ def make_candidate(arch: str, num_classes: int, *, in_channels: int, seed: int) 
         return build_network(arch, num_classes, in_channels=in_channels)
 
 
+def spread(images: Tensor, count: int) -> Tensor:
+    """At most ``count`` images evenly spaced through ``images`` (so every class of a class-sorted set is in)."""
+    if count <= 0 or len(images) <= count:
+        return images
+    return images[torch.linspace(0, len(images) - 1, count).round().long()]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, images: Tensor, *, batch_size: int,
+                          device: torch.device) -> None:
+    """Replace the BatchNorm running statistics by exact averages over ``images`` (no augmentation).
+
+    After a short training run the running averages (momentum 0.1) lag behind weights that are
+    still moving fast, which scores some candidates near chance for a reason unrelated to their
+    quality; one pass over the proxy's own training images fixes that (as in one-shot NAS).
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the pass
+    model.train()
+    for start in range(0, len(images), batch_size):
+        model(images[start:start + batch_size].to(device))
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    model.eval()
+
+
 def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tensor, config: SearchConfig, *,
               num_classes: int, seed: int, device: torch.device) -> ProxyOutcome:
     """Train a fresh ``arch`` network on ``proxy``'s set and return its test accuracy (end of training)."""
     model = make_candidate(arch, num_classes, in_channels=proxy.images.shape[1], seed=seed)
     start = time.perf_counter()
     train_network(model, proxy.images, proxy.labels, train_config(config, proxy.epochs), seed=seed, device=device)
+    if config.bn_recalibrate:
+        recalibrate_batchnorm(model, spread(proxy.images, config.bn_recalibrate_images),
+                              batch_size=config.batch_size, device=device)
     trained = time.perf_counter()
     accuracy = test_accuracy(model, test_images, test_labels, device=device)
     end = time.perf_counter()
