@@ -91,16 +91,25 @@ def summarise(rows: Sequence[dict], proxies: dict[str, ProxySet], config: Search
               whole_dataset_images: int) -> dict[str, dict]:
     """Per-proxy ranking quality and cost over the candidates that every listed proxy finished."""
     summary: dict[str, dict] = {}
+    by_arch = {name: {r["arch"]: r["proxy_accuracy"] for r in rows if r["proxy"] == name} for name in proxies}
     for name, proxy in proxies.items():
         mine = [r for r in rows if r["proxy"] == name]
         if not mine:
             continue
         proxy_acc = [r["proxy_accuracy"] for r in mine]
         true_acc = [r["true_accuracy"] for r in mine]
+        versus_random = None
+        if name != "random" and by_arch.get("random"):
+            paired = [r for r in mine if r["arch"] in by_arch["random"]]
+            versus_random = metrics.spearman_difference_interval(
+                [r["proxy_accuracy"] for r in paired], [by_arch["random"][r["arch"]] for r in paired],
+                [r["true_accuracy"] for r in paired], seed=config.seed)
         seconds_per_image = sum(r["train_seconds"] / r["train_images_seen"] for r in mine) / len(mine)
         whole = seconds_per_image * whole_dataset_images * config.whole_dataset_epochs * len(mine) / 60
         summary[name] = {
             "spearman": metrics.spearman(proxy_acc, true_acc),
+            "spearman_ci95": metrics.spearman_interval(proxy_acc, true_acc, seed=config.seed),
+            "spearman_minus_random_ci95": versus_random,
             "kendall": metrics.kendall(proxy_acc, true_acc),
             "top1_true_accuracy": metrics.top1_true_accuracy(proxy_acc, true_acc),
             "top1_arch": mine[metrics.top1(proxy_acc, true_acc)]["arch"],
@@ -253,11 +262,18 @@ def run_search(config: SearchConfig, out: Path, *, train: ClassDataset, test: Cl
 
 def format_summary(results: dict) -> str:
     """The one-paragraph table printed on stdout."""
-    lines = [f"{'proxy':<11} {'spearman':>8} {'kendall':>8} {'top1 true':>9} {'regret':>6} "
-             f"{'proxy min':>9} {'whole-set min (est.)':>20} {'images':>7}"]
+    def interval(values) -> str:
+        return "n/a" if not values else f"[{values[0]:+.2f}, {values[1]:+.2f}]"
+
+    lines = [f"{'proxy':<11} {'spearman':>8} {'95% CI':>14} {'minus random':>14} {'kendall':>8} {'top1 true':>9} "
+             f"{'regret':>6} {'proxy min':>9} {'whole-set min (est.)':>20} {'images':>7}"]
     for name, s in results["summary"].items():
         rho = "n/a" if s["spearman"] is None else f"{s['spearman']:.3f}"
         tau = "n/a" if s["kendall"] is None else f"{s['kendall']:.3f}"
-        lines.append(f"{name:<11} {rho:>8} {tau:>8} {s['top1_true_accuracy']:>9.2f} {s['regret']:>6.2f} "
+        lines.append(f"{name:<11} {rho:>8} {interval(s.get('spearman_ci95')):>14} "
+                     f"{interval(s.get('spearman_minus_random_ci95')):>14} {tau:>8} "
+                     f"{s['top1_true_accuracy']:>9.2f} {s['regret']:>6.2f} "
                      f"{s['proxy_minutes']:>9.1f} {s['whole_dataset_minutes_estimate']:>20.0f} {s['images']:>7}")
+    lines.append("95% CI: bootstrap over candidates; minus random: paired bootstrap of rho - rho(random) "
+                 "(an interval holding 0 does not tell the two apart)")
     return "\n".join(lines)

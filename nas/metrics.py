@@ -57,3 +57,45 @@ def top_k_overlap(proxy: Sequence[float], true: Sequence[float], k: int) -> floa
     by_proxy = set(np.argsort(-np.asarray(proxy, dtype=float), kind="stable")[:k].tolist())
     by_true = set(np.argsort(-np.asarray(true, dtype=float), kind="stable")[:k].tolist())
     return len(by_proxy & by_true) / k
+
+
+def _bootstrap_spearman(columns: Sequence[Sequence[float]], true: Sequence[float], *, resamples: int,
+                        seed: int) -> np.ndarray:
+    """Spearman ρ of each proxy column on ``resamples`` resamplings of the candidates (rows: resamples).
+
+    The same resampled candidates serve every column, so differences between columns are paired.
+    Resamples where a ρ is undefined (a constant column) are dropped.
+    """
+    true = np.asarray(true, dtype=float)
+    columns = [np.asarray(c, dtype=float) for c in columns]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(true), len(true))
+        values = [spearman(c[pick], true[pick]) for c in columns]
+        if None not in values:
+            out.append(values)
+    return np.asarray(out, dtype=float).reshape(-1, len(columns))
+
+
+def spearman_interval(proxy: Sequence[float], true: Sequence[float], *, resamples: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> list[float] | None:
+    """Percentile bootstrap interval of Spearman ρ over the candidates; None when undefined."""
+    draws = _bootstrap_spearman([proxy], true, resamples=resamples, seed=seed)[:, 0]
+    if len(proxy) < 3 or len(draws) == 0:
+        return None
+    tail = (1 - level) / 2 * 100
+    return [float(v) for v in np.percentile(draws, [tail, 100 - tail])]
+
+
+def spearman_difference_interval(proxy: Sequence[float], other: Sequence[float], true: Sequence[float], *,
+                                 resamples: int = 2000, seed: int = 0, level: float = 0.95) -> list[float] | None:
+    """Paired bootstrap interval of ρ(proxy) − ρ(other) on the same candidates; None when undefined.
+
+    An interval that holds 0 means the two proxies' rankings are not told apart by these candidates.
+    """
+    draws = _bootstrap_spearman([proxy, other], true, resamples=resamples, seed=seed)
+    if len(proxy) < 3 or len(draws) == 0:
+        return None
+    tail = (1 - level) / 2 * 100
+    return [float(v) for v in np.percentile(draws[:, 0] - draws[:, 1], [tail, 100 - tail])]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from nas import metrics
@@ -33,3 +35,19 @@ def test_top1_regret_overlap():
     assert metrics.top_k_overlap(proxy, true, 2) == 0.0
     assert metrics.top_k_overlap(proxy, true, 3) == pytest.approx(2 / 3)
     assert metrics.top_k_overlap(proxy, true, 10) == 1.0
+
+
+def test_bootstrap_intervals():
+    rng = np.random.default_rng(1)
+    true = rng.normal(size=30)
+    noisy = true + rng.normal(scale=1.0, size=30)
+    low, high = metrics.spearman_interval(noisy, true, resamples=500)
+    assert low < metrics.spearman(noisy, true) < high and high - low > 0.1
+    assert metrics.spearman_interval(true * 2, true, resamples=200) == pytest.approx([1.0, 1.0])  # every resample
+    assert metrics.spearman_difference_interval(noisy, noisy, true, resamples=200) == pytest.approx([0.0, 0.0])
+    better, worse = true + rng.normal(scale=0.1, size=30), rng.normal(size=30)
+    low, high = metrics.spearman_difference_interval(better, worse, true, resamples=500)
+    assert low > 0  # a near-perfect proxy is told apart from an unrelated one
+    assert metrics.spearman_interval(noisy, true, resamples=100, seed=3) == metrics.spearman_interval(
+        noisy, true, resamples=100, seed=3)
+    assert metrics.spearman_interval([1.0, 2.0], [1.0, 2.0]) is None

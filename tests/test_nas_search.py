@@ -52,9 +52,10 @@ def test_tiny_run_writes_results(tmp_path, tiny_synthetic):
     assert on_disk["complete"] is True and on_disk["num_finished"] == 2
     assert set(on_disk["summary"]) == {"datadam", "random", "early-stop"}
     for s in on_disk["summary"].values():
-        assert {"spearman", "kendall", "top1_true_accuracy", "regret", "proxy_minutes",
-                "whole_dataset_minutes_estimate", "images"} <= set(s)
+        assert {"spearman", "spearman_ci95", "spearman_minus_random_ci95", "kendall", "top1_true_accuracy",
+                "regret", "proxy_minutes", "whole_dataset_minutes_estimate", "images"} <= set(s)
         assert s["proxy_minutes"] > 0 and s["whole_dataset_minutes_estimate"] > 0
+    assert on_disk["summary"]["random"]["spearman_minus_random_ci95"] is None  # not compared with itself
     assert on_disk["summary"]["datadam"]["images"] == 10 and on_disk["summary"]["early-stop"]["images"] == 20
     rows = on_disk["candidates"]
     assert len(rows) == 6
