@@ -78,14 +78,19 @@ def _bootstrap_spearman(columns: Sequence[Sequence[float]], true: Sequence[float
     return np.asarray(out, dtype=float).reshape(-1, len(columns))
 
 
+def _interval(draws: np.ndarray, level: float) -> list[float]:
+    """The central ``level`` percentile interval of bootstrap ``draws``."""
+    tail = (1 - level) / 2 * 100
+    return [float(v) for v in np.percentile(draws, [tail, 100 - tail])]
+
+
 def spearman_interval(proxy: Sequence[float], true: Sequence[float], *, resamples: int = 2000, seed: int = 0,
                       level: float = 0.95) -> list[float] | None:
     """Percentile bootstrap interval of Spearman ρ over the candidates; None when undefined."""
-    draws = _bootstrap_spearman([proxy], true, resamples=resamples, seed=seed)[:, 0]
-    if len(proxy) < 3 or len(draws) == 0:
+    if len(proxy) < 3:
         return None
-    tail = (1 - level) / 2 * 100
-    return [float(v) for v in np.percentile(draws, [tail, 100 - tail])]
+    draws = _bootstrap_spearman([proxy], true, resamples=resamples, seed=seed)
+    return _interval(draws[:, 0], level) if len(draws) else None
 
 
 def spearman_difference_interval(proxy: Sequence[float], other: Sequence[float], true: Sequence[float], *,
@@ -94,8 +99,7 @@ def spearman_difference_interval(proxy: Sequence[float], other: Sequence[float],
 
     An interval that holds 0 means the two proxies' rankings are not told apart by these candidates.
     """
-    draws = _bootstrap_spearman([proxy, other], true, resamples=resamples, seed=seed)
-    if len(proxy) < 3 or len(draws) == 0:
+    if len(proxy) < 3:
         return None
-    tail = (1 - level) / 2 * 100
-    return [float(v) for v in np.percentile(draws[:, 0] - draws[:, 1], [tail, 100 - tail])]
+    draws = _bootstrap_spearman([proxy, other], true, resamples=resamples, seed=seed)
+    return _interval(draws[:, 0] - draws[:, 1], level) if len(draws) else None
