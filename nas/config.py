@@ -46,7 +46,8 @@ class SearchConfig:
     bn_recalibrate: bool = field(default=True, metadata={
         "help": "recompute BatchNorm statistics on the proxy's training images after training, before testing"})
     bn_recalibrate_images: int = field(default=500, metadata={
-        "help": "at most this many of the proxy's training images feed the BatchNorm recalibration"})
+        "help": "at most this many of the proxy's training images, evenly spread, feed the BatchNorm recalibration "
+                "(0 = all)"})
     early_stop_epochs: int = field(default=2, metadata={
         "help": "epochs of the early-stop proxy on real training images (2 x 50,000 = the images seen by "
                 "200 epochs on 500 images)"})
@@ -77,7 +78,7 @@ class SearchConfig:
         for name in ("num_archs", "ipc", "epochs", "batch_size", "early_stop_epochs", "top_k"):
             if getattr(self, name) < 1:
                 raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("early_stop_images", "test_images", "threads"):
+        for name in ("early_stop_images", "test_images", "bn_recalibrate_images", "threads"):
             if getattr(self, name) < 0:
                 raise DistillError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
 

@@ -124,6 +124,7 @@ def test_cli_end_to_end_with_synthetic(tmp_path, tiny_synthetic, monkeypatch, ca
     (["--proxy", "datadam,magic"], "unknown proxy"),
     (["--benchmark-file", "/nonexistent/NAS-Bench-201-v1_1.pth"], "does not exist"),
     (["--preset", "huge"], "unknown --preset"),
+    (["--bn-recalibrate-images", "-1"], "must be 0 or more"),
 ])
 def test_cli_errors_are_one_line(argv, words, tmp_path, capsys):
     from distill.config import run_cli

@@ -8,9 +8,9 @@ attention maps (DataDAM) and mean embedding (both) match the real ones (METHOD.m
 from __future__ import annotations
 
 import contextlib
-import math
 import hashlib
 import json
+import math
 import signal
 import time
 from pathlib import Path
