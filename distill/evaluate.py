@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics as stats
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
@@ -18,6 +18,15 @@ from distill.methods.seeds import stream
 from distill.networks import get_network, init_parameters
 
 TRAIN, SHUFFLE, AUGMENT = 10, 11, 12
+
+#: How a synthetic set is evaluated (METHOD.md §2). ``dm``: DM's code, instancenorm ConvNet, batch 256.
+#: ``official``: the public DataDAM code, BatchNorm ConvNet, batch 64 (its paper runs train 1800 epochs).
+#: Both train with SGD lr 0.01, momentum 0.9, wd 5e-4, lr x0.1 at the midpoint, DSA per image, and
+#: report the accuracy at the end of training; the epochs come from ``TrainConfig.epochs``.
+EVAL_PROTOCOLS: dict[str, dict] = {
+    "dm": {"network": {"norm": "instancenorm"}, "train": {"batch_size": 256}},
+    "official": {"network": {"norm": "batchnorm"}, "train": {"batch_size": 64}},
+}
 
 
 @dataclass
@@ -37,6 +46,14 @@ class TrainConfig:
     dsa_strategy: str = DEFAULT_STRATEGY
     channels_last: bool = field(default=False, metadata={
         "help": "channels-last memory format (faster for batchnorm nets such as NAS-Bench-201 cells on CPU)"})
+
+
+def protocol_setup(protocol: str, config: TrainConfig) -> tuple[TrainConfig, dict]:
+    """The training config and ConvNet keyword arguments of an evaluation protocol (see ``EVAL_PROTOCOLS``)."""
+    if protocol not in EVAL_PROTOCOLS:
+        raise DistillError(f"unknown evaluation protocol {protocol!r}; use {' or '.join(EVAL_PROTOCOLS)}")
+    spec = EVAL_PROTOCOLS[protocol]
+    return replace(config, **spec["train"]), dict(spec["network"])
 
 
 @dataclass

@@ -13,7 +13,7 @@ from distill.config import (add_config_args, make_run_dir, preset_path, resolve_
 from distill.data import DATASETS, load_dataset
 from distill.distributed import gather, local_device, shard, world
 from distill.errors import DistillError
-from distill.evaluate import TrainConfig, evaluate
+from distill.evaluate import EVAL_PROTOCOLS, TrainConfig, evaluate, protocol_setup
 from distill.io import atomic_write_text, write_json
 from distill.methods import DistillConfig, distill
 from distill.perf import tune_allocator
@@ -32,6 +32,9 @@ class RunConfig:
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     eval: int = field(default=0, metadata={"help": "evaluate with this many freshly trained networks"})
     eval_network: str = field(default="convnet", metadata={"help": "network trained for evaluation"})
+    eval_protocol: str = field(default="dm", metadata={
+        "help": "dm (instancenorm ConvNet, batch 256) | official (the DataDAM code's: BatchNorm ConvNet, batch 64)",
+        "choices": tuple(EVAL_PROTOCOLS)})
     distill: DistillConfig = field(default_factory=DistillConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -106,11 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     if cfg.eval > 0:
         test = load_dataset(cfg.dataset, "test", data_root=cfg.data_root)
-        result = evaluate(synthetic.images, synthetic.labels, test, network=cfg.eval_network, config=cfg.train,
+        train_cfg, net_kwargs = protocol_setup(cfg.eval_protocol, cfg.train)
+        if not cfg.eval_network.startswith("convnet"):
+            net_kwargs = {}  # the protocols' norm is the ConvNet's; other networks keep their own
+        result = evaluate(synthetic.images, synthetic.labels, test, network=cfg.eval_network, config=train_cfg,
                           seeds=range(cfg.eval), device=device, num_classes=train.num_classes,
-                          progress=not args.quiet)
+                          progress=not args.quiet, **net_kwargs)
         results["accuracy"] = {**dataclasses.asdict(result), "network": cfg.eval_network,
-                               "epochs": cfg.train.epochs}
+                               "protocol": cfg.eval_protocol, "epochs": train_cfg.epochs,
+                               "batch_size": train_cfg.batch_size, **net_kwargs}
     write_json(out / "results.json", results)
     print(summary(results, out))
     return 0

@@ -15,6 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Unit tests use tiny tensors, where one thread beats two and is immune to a busy machine.
 torch.set_num_threads(1)
+# Compiling costs seconds per graph and buys nothing on tiny tensors; tests that check the compiled
+# path against eager ask for it explicitly (compile=True).
+os.environ.setdefault("DISTILL_NO_COMPILE", "1")
 
 
 def real_cifar10_root() -> Path | None:

@@ -14,6 +14,7 @@ from distill.augment import DEFAULT_STRATEGY
 from distill.config import config_to_dict
 from distill.data import ClassDataset
 from distill.errors import DistillError
+from distill.hardware import PRECISIONS, compile_available, resolve_precision
 from distill.synthetic import SyntheticSet, git_revision
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,22 @@ class DistillConfig:
     depth: int = field(default=3, metadata={"help": "encoder ConvNet depth"})
     width: int = field(default=128, metadata={"help": "encoder ConvNet width"})
     dsa_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "DSA groups, or none"})
-    precision: str = field(default="fp32", metadata={"help": "fp32 | bf16 (autocast)", "choices": ("fp32", "bf16")})
-    compile: bool = field(default=False, metadata={"help": "torch.compile the encoder statistics"})
+    precision: str = field(default="auto", metadata={
+        "help": "auto (bf16 autocast where the CPU or GPU has native bf16, else fp32) | fp32 | bf16",
+        "choices": PRECISIONS})
+    compile: bool | None = field(default=None, metadata={
+        "help": "torch.compile the encoder statistics (same math, fused kernels); unset: where a C++ compiler "
+                "or a GPU is present"})
     channels_last: bool = field(default=True, metadata={"help": "channels-last layout (same math, faster on CPU)"})
     max_minutes: float | None = field(default=None, metadata={"help": "stop early after this many minutes "
                                                                         "(a wall-clock budget; not reproducible)"})
     checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints"})
 
-    def resolved(self) -> "DistillConfig":
-        """A copy with every ``None`` replaced by the method's / variant's value."""
+    def resolved(self, device: torch.device | str | None = None) -> "DistillConfig":
+        """A copy with every ``None`` (and ``auto``) replaced by the method's, variant's or machine's value.
+
+        ``device`` decides ``precision = "auto"`` and ``compile = None``: the GPU if one is visible, else the CPU.
+        """
         if self.method not in METHODS:
             raise DistillError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.variant not in VARIANTS:
@@ -66,6 +74,7 @@ class DistillConfig:
         if self.iterations < 0:
             raise DistillError(f"iterations must be >= 0, got {self.iterations}")
         variant = VARIANTS[self.variant] if self.method == "datadam" else VARIANTS["paper"]
+        device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         is_dm = self.method == "dm"
         return replace(
             self,
@@ -75,6 +84,8 @@ class DistillConfig:
             lr_img=self.lr_img if self.lr_img is not None else (1.0 if self.ipc <= 50 else 10.0),
             lambda_mmd=self.lambda_mmd if self.lambda_mmd is not None else (1.0 if is_dm else 0.01),
             loss_scale=self.loss_scale if self.loss_scale is not None else (1.0 if is_dm else 100.0),
+            precision=resolve_precision(self.precision, device),
+            compile=self.compile if self.compile is not None else compile_available(device.type),
         )
 
 
@@ -95,9 +106,9 @@ def list_methods() -> list[str]:
     return list(METHODS)
 
 
-def result_key(config: DistillConfig) -> dict:
+def result_key(config: DistillConfig, device: torch.device | str | None = None) -> dict:
     """The resolved settings that determine a method's images: what a cache entry or a checkpoint must match."""
-    record = config_to_dict(config.resolved())
+    record = config_to_dict(config.resolved(device))
     if record["method"] in ("random", "herding"):
         return {k: record[k] for k in _SELECTION_READS}
     return {k: v for k, v in record.items() if k not in _NO_EFFECT}
@@ -145,7 +156,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     Returns:
         The :class:`SyntheticSet`, with the loss curve in ``config["loss_curve"]``.
     """
-    cfg = config.resolved()
+    device = torch.device(device)
+    cfg = config.resolved(device)
     classes = list(range(train.num_classes)) if classes is None else [int(c) for c in classes]
     if not classes:
         raise DistillError("no classes to distill; pass at least one class id")
@@ -155,7 +167,6 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
                            f"({train.num_classes} classes); pass classes that are present")
     if len(set(classes)) != len(classes):
         raise DistillError(f"classes {classes} repeat; pass each class once")
-    device = torch.device(device)
     start = time.perf_counter()
     if cfg.method in ("random", "herding"):
         from distill.methods.selection import herding, random_real

@@ -68,6 +68,18 @@ def statistics(net: ConvNet, x: Tensor, power: float, *, attention: bool, groups
     return stats
 
 
+def compiled_statistics() -> Callable[..., list[Tensor]]:
+    """:func:`statistics` through torch.compile: the same math, with norm, ReLU, attention and pooling fused.
+
+    On a CPU the encoder is memory-bound outside its convolutions, and fusion removes most of that
+    traffic (benchmarks/distill_speed.py). Where compilation fails, dynamo falls back to eager.
+    """
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
+    return torch.compile(statistics, dynamic=False)
+
+
 def matching_loss(real: list[Tensor], syn: list[Tensor], *, lambda_mmd: float, scale: float) -> Tensor:
     """``scale * (sum of squared attention-mean gaps + lambda_mmd * squared embedding-mean gap)``."""
     sam = sum(((r - s) ** 2).sum() for r, s in zip(real[:-1], syn[:-1]))
@@ -120,7 +132,7 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
     net.requires_grad_(False).train()
     layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
     net = net.to(memory_format=layout)
-    stats_fn = torch.compile(statistics, dynamic=False) if cfg.compile else statistics
+    stats_fn = compiled_statistics() if cfg.compile else statistics
     real_by_class = [train.images_of(c).to(device) for c in classes]
     dsa = DSA(cfg.dsa_strategy)
     attention = cfg.method == "datadam"
