@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -11,9 +12,10 @@ from typing import Callable, Sequence
 import torch
 
 from distill.augment import DEFAULT_STRATEGY
-from distill.config import config_to_dict
+from distill.config import checked, config_to_dict
 from distill.data import ClassDataset
 from distill.errors import DistillError
+from distill.io import write_json
 from distill.synthetic import SyntheticSet, git_revision
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ VARIANTS = {
 
 
 @dataclass
+@checked
 class DistillConfig:
     """Every knob of a distillation run; ``None`` means "the method's or variant's default"."""
 
@@ -35,25 +38,30 @@ class DistillConfig:
     variant: str = field(default="paper", metadata={"help": "datadam variant: paper (instancenorm, p=4) or "
                                                             "official (batchnorm, p=1, batch_real 64)",
                                                     "choices": tuple(VARIANTS)})
-    ipc: int = field(default=10, metadata={"help": "synthetic images per class"})
-    iterations: int = field(default=8000, metadata={"help": "optimisation steps (datadam, dm)"})
-    batch_real: int | None = field(default=None, metadata={"help": "real images per class per step"})
-    lr_img: float | None = field(default=None, metadata={"help": "image learning rate (1.0 for ipc<=50, else 10)"})
-    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the images"})
-    power: float | None = field(default=None, metadata={"help": "attention power p"})
+    ipc: int = field(default=10, metadata={"help": "synthetic images per class", "min": 1})
+    iterations: int = field(default=8000, metadata={"help": "optimisation steps (datadam, dm)", "min": 1})
+    batch_real: int | None = field(default=None, metadata={"help": "real images per class per step", "min": 1})
+    lr_img: float | None = field(default=None, metadata={"help": "image learning rate (1.0 for ipc<=50, else 10)",
+                                                                "above": 0})
+    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the images", "min": 0,
+                                                                   "max": 1})
+    power: float | None = field(default=None, metadata={"help": "attention power p", "above": 0})
     norm: str | None = field(default=None, metadata={"help": "encoder norm: instancenorm | batchnorm"})
-    lambda_mmd: float | None = field(default=None, metadata={"help": "weight of the MMD term (0.01 datadam, 1 dm)"})
-    loss_scale: float | None = field(default=None, metadata={"help": "overall loss factor (100 datadam, 1 dm)"})
+    lambda_mmd: float | None = field(default=None, metadata={"help": "weight of the MMD term (0.01 datadam, 1 dm)",
+                                                                    "min": 0})
+    loss_scale: float | None = field(default=None, metadata={"help": "overall loss factor (100 datadam, 1 dm)",
+                                                                    "above": 0})
     init: str = field(default="real", metadata={"help": "real | noise", "choices": ("real", "noise")})
-    depth: int = field(default=3, metadata={"help": "encoder ConvNet depth"})
-    width: int = field(default=128, metadata={"help": "encoder ConvNet width"})
+    depth: int = field(default=3, metadata={"help": "encoder ConvNet depth (at most 5 for 32x32 images)", "min": 1})
+    width: int = field(default=128, metadata={"help": "encoder ConvNet width", "min": 1})
     dsa_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "DSA groups, or none"})
     precision: str = field(default="fp32", metadata={"help": "fp32 | bf16 (autocast)", "choices": ("fp32", "bf16")})
     compile: bool = field(default=False, metadata={"help": "torch.compile the encoder statistics"})
     channels_last: bool = field(default=True, metadata={"help": "channels-last layout (same math, faster on CPU)"})
     max_minutes: float | None = field(default=None, metadata={"help": "stop early after this many minutes "
-                                                                        "(a wall-clock budget; not reproducible)"})
-    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints"})
+                                                                        "(a wall-clock budget; not reproducible)",
+                                                                        "above": 0})
+    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints", "min": 0})
 
     def resolved(self) -> "DistillConfig":
         """A copy with every ``None`` replaced by the method's / variant's value."""
@@ -128,6 +136,14 @@ def load_or_distill(path: str | Path | None, train: ClassDataset, config: Distil
     return synthetic, False
 
 
+def check_image_size(config: DistillConfig, image_shape: Sequence[int]) -> None:
+    """Raise :class:`DistillError` if the encoder's pooling would shrink ``(C, H, W)`` images to nothing."""
+    size = min(int(s) for s in image_shape[-2:])
+    if size >> config.depth < 1:
+        raise DistillError(f"depth {config.depth} is too deep for {image_shape[-2]}x{image_shape[-1]} images: every "
+                           f"block halves them; use --depth {size.bit_length() - 1} or less")
+
+
 def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int] | None = None, seed: int = 0,
             device: torch.device | str = "cpu", progress: bool = True, checkpoint: str | Path | None = None,
             resume: bool = False, callback: Callable[[int, float], None] | None = None) -> SyntheticSet:
@@ -146,6 +162,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
         The :class:`SyntheticSet`, with the loss curve in ``config["loss_curve"]``.
     """
     cfg = config.resolved()
+    if cfg.method != "random":  # the others run a ConvNet encoder
+        check_image_size(cfg, train.image_shape)
     classes = list(range(train.num_classes)) if classes is None else [int(c) for c in classes]
     if not classes:
         raise DistillError("no classes to distill; pass at least one class id")
@@ -156,6 +174,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     if len(set(classes)) != len(classes):
         raise DistillError(f"classes {classes} repeat; pass each class once")
     device = torch.device(device)
+    checkpoint = Path(checkpoint) if checkpoint else None
+    before = _seconds_before(checkpoint) if resume and checkpoint is not None else 0.0
     start = time.perf_counter()
     if cfg.method in ("random", "herding"):
         from distill.methods.selection import herding, random_real
@@ -165,15 +185,36 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     else:
         from distill.methods.matching import run_matching
 
-        output = run_matching(train, classes, cfg, seed=seed, device=device, progress=progress,
-                              checkpoint=Path(checkpoint) if checkpoint else None, resume=resume, callback=callback)
+        try:
+            output = run_matching(train, classes, cfg, seed=seed, device=device, progress=progress,
+                                  checkpoint=checkpoint, resume=resume, callback=callback)
+        finally:  # also on Ctrl-C, so that a resumed run reports the time of all its parts
+            if checkpoint is not None and checkpoint.is_file():
+                write_json(_seconds_file(checkpoint), {"seconds": before + time.perf_counter() - start})
     record = config_to_dict(cfg)
     record["loss_curve"] = [list(p) for p in output.loss_curve]
     return SyntheticSet(images=output.images, labels=torch.tensor(classes).repeat_interleave(cfg.ipc),
                         class_ids=classes, class_names=train.class_names, mean=train.mean, std=train.std,
                         ipc=cfg.ipc, method=cfg.method, config=record, seed=seed, iterations=output.iterations,
-                        seconds=time.perf_counter() - start, git_revision=git_revision())
+                        seconds=before + time.perf_counter() - start, git_revision=git_revision())
 
 
-__all__ = ["DistillConfig", "MethodOutput", "METHODS", "VARIANTS", "distill", "list_methods", "load_or_distill",
+def _seconds_file(checkpoint: Path) -> Path:
+    """Beside the checkpoint: the seconds spent up to it, summed over every invocation that resumed it."""
+    return checkpoint.with_name(checkpoint.stem + ".seconds.json")
+
+
+def _seconds_before(checkpoint: Path) -> float:
+    """Seconds the earlier invocations spent on ``checkpoint``'s run (0 when there is none to resume)."""
+    path = _seconds_file(checkpoint)
+    if not checkpoint.is_file() or not path.is_file():
+        return 0.0
+    try:
+        return float(json.loads(path.read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("ignoring unreadable %s: the reported seconds count this invocation only", path)
+        return 0.0
+
+
+__all__ = ["DistillConfig", "check_image_size", "MethodOutput", "METHODS", "VARIANTS", "distill", "list_methods", "load_or_distill",
            "result_key"]
