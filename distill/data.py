@@ -117,6 +117,7 @@ def load_dataset(name: str, split: str = "train", *, data_root: str | Path | Non
     if split not in ("train", "test"):
         raise DistillError(f"unknown split {split!r}; use train or test")
     root = Path(data_root) if data_root is not None else default_data_root()
+    _check_layout(root, split)
     if name == "imagefolder" or (root / split).is_dir():
         images, labels, classes = _load_imagefolder_cached(root, split)
         if name in STATS:
@@ -128,6 +129,19 @@ def load_dataset(name: str, split: str = "train", *, data_root: str | Path | Non
         images, labels, classes = _load_torchvision(name, root, split)
         mean, std = STATS[name]
     return ClassDataset(normalise(images, mean, std), labels, classes, mean, std)
+
+
+def _check_layout(root: Path, split: str) -> None:
+    """Name the two common wrong roots at once, rather than failing later as a download error."""
+    other = "test" if split == "train" else "train"
+    if (root / other).is_dir() and not (root / split).is_dir():
+        raise DistillError(f"{root} has {other}/ but no {split}/; an ImageFolder root needs both "
+                           f"train/<class>/ and test/<class>/ folders")
+    if root.is_dir() and root.name in ("train", "test") and not (root / split).is_dir():
+        with os.scandir(root) as entries:
+            if any(e.is_dir() for e in entries):
+                raise DistillError(f"{root} looks like a {root.name} split (class folders, no train/ or test/); "
+                                   f"pass its parent {root.parent} as --data-root")
 
 
 def _check_classes(name: str, classes: list[str], root: Path) -> None:

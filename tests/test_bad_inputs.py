@@ -60,3 +60,62 @@ def test_depth_too_deep_for_the_image_size_is_named(cifar_tree, tmp_path):
     with pytest.raises(DistillError, match="depth 9 is too deep for 32x32 images.*--depth 5 or less"):
         distill_main(["--data-root", str(cifar_tree), "--depth", "9", "--iterations", "1", "--out",
                       str(tmp_path / "run"), "--quiet", "--device", "cpu"])
+
+
+def test_a_train_split_as_root_and_a_missing_test_split_are_named_first(cifar_tree, tmp_path):
+    from distill.data import load_dataset
+
+    with pytest.raises(DistillError, match="looks like a train split.*pass its parent"):
+        load_dataset("cifar10", "train", data_root=cifar_tree / "train")
+    only_train = tmp_path / "c10"
+    (only_train / "train").mkdir(parents=True)
+    (only_train / "train" / "cat").symlink_to(cifar_tree / "train" / "cat")
+    with pytest.raises(DistillError, match="has train/ but no test/"):
+        load_dataset("cifar10", "test", data_root=only_train)
+
+
+def test_the_run_reads_the_test_split_and_eval_network_before_distilling(cifar_tree, tmp_path):
+    only_train = tmp_path / "c10"
+    only_train.mkdir()
+    (only_train / "train").symlink_to(cifar_tree / "train")
+    calls = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("distill.run.distill_sharded", lambda *a, **k: calls.append(1))
+        with pytest.raises(DistillError, match="has train/ but no test/"):
+            distill_main(["--data-root", str(only_train), "--eval", "1", "--out", str(tmp_path / "a"), "--quiet"])
+        with pytest.raises(DistillError, match="unknown --eval-network 'convnett'"):
+            distill_main(["--data-root", str(cifar_tree), "--eval", "1", "--eval-network", "convnett",
+                          "--out", str(tmp_path / "b"), "--quiet"])
+    assert calls == []
+
+
+def _tiny_run(cifar_tree, out, *extra):
+    return distill_main(["--data-root", str(cifar_tree), "--preset", "smoke", "--iterations", "2", "--batch-real",
+                         "4", "--width", "8", "--device", "cpu", "--out", str(out), "--quiet", *extra])
+
+
+def test_a_finished_run_is_never_replaced_silently_and_resume_sums_seconds(cifar_tree, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    assert _tiny_run(cifar_tree, tmp_path / "fresh", "--resume") == 0
+    assert f"no checkpoint in {tmp_path / 'fresh'}: starting fresh" in capsys.readouterr().err
+
+    assert _tiny_run(cifar_tree, out) == 0
+    first = json.loads((out / "results.json").read_text())
+    stamp = (out / "synthetic.pt").stat().st_mtime_ns
+    with pytest.raises(DistillError, match="already holds a run .*--resume.*--overwrite"):
+        _tiny_run(cifar_tree, out)
+    assert (out / "synthetic.pt").stat().st_mtime_ns == stamp
+
+    # The seconds of earlier invocations are carried beside the checkpoint and added on --resume.
+    recorded = json.loads((out / "checkpoint.seconds.json").read_text())["seconds"]
+    assert recorded == pytest.approx(first["seconds"], abs=0.5)
+    (out / "checkpoint.seconds.json").write_text(json.dumps({"seconds": 1000.0}))
+    assert _tiny_run(cifar_tree, out, "--resume", "--iterations", "3") == 0
+    resumed = json.loads((out / "results.json").read_text())
+    assert resumed["iterations"] == 3 and 1000.0 < resumed["seconds"] < 1000.0 + 60
+
+    assert _tiny_run(cifar_tree, out, "--overwrite") == 0
+    replaced = json.loads((out / "results.json").read_text())
+    assert replaced["iterations"] == 2 and replaced["seconds"] < 60
