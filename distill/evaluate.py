@@ -117,6 +117,9 @@ def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str
              num_classes: int | None = None, progress: bool = False, **network_kwargs) -> EvalResult:
     """Train one fresh network per seed on ``images`` and report test accuracy at the end of training."""
     num_classes = num_classes or test.num_classes
+    seeds = list(seeds)
+    if not seeds:
+        raise DistillError("evaluate() got no seeds; pass e.g. seeds=[0, 1, 2] (one network is trained per seed)")
     runs = []
     for seed in tqdm(seeds, disable=not progress, desc="evaluate", unit="net"):
         if callable(network):

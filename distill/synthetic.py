@@ -135,6 +135,8 @@ class SyntheticSet:
 
     def save(self, path: str | Path) -> None:
         """Write atomically (temporary file, then rename)."""
+        if Path(path).is_dir():
+            raise DistillError(f"{path} is a folder; pass a file path such as {Path(path) / 'synthetic.pt'}")
         atomic_torch_save(self.state_dict(), path)
 
     @classmethod

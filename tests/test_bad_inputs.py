@@ -119,3 +119,51 @@ def test_a_finished_run_is_never_replaced_silently_and_resume_sums_seconds(cifar
     assert _tiny_run(cifar_tree, out, "--overwrite") == 0
     replaced = json.loads((out / "results.json").read_text())
     assert replaced["iterations"] == 2 and replaced["seconds"] < 60
+
+
+def test_a_full_disk_is_one_line_and_the_previous_file_survives(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from distill.io import write_json
+
+    target = tmp_path / "results.json"
+    write_json(target, {"old": 1})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("distill.io.os.fsync", full)
+    with pytest.raises(DistillError, match="could not write .*results.json \\(No space left on device\\); "
+                                           "the previous results.json is intact") as info:
+        write_json(target, {"new": 2})
+    assert isinstance(info.value, OSError)  # a cache that tolerates failed writes still catches it
+    assert "\n" not in str(info.value) and target.read_text() == '{\n  "old": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+
+    from distill.io import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {})
+        os.umask(0o002)
+        write_json(tmp_path / "b.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o664
+
+
+def test_python_api_errors_are_distill_errors(tiny_dataset, tmp_path):
+    from distill.evaluate import evaluate
+    from distill.methods import distill
+
+    synthetic = distill(tiny_dataset, DistillConfig(method="random", ipc=1), progress=False)
+    with pytest.raises(DistillError, match="is a folder; pass a file path such as .*synthetic.pt"):
+        synthetic.save(tmp_path)
+    with pytest.raises(DistillError, match="got no seeds; pass e.g. seeds=\\[0, 1, 2\\]"):
+        evaluate(synthetic.images, synthetic.labels, tiny_dataset, config=TrainConfig(epochs=1), seeds=[])
