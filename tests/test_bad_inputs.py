@@ -167,3 +167,28 @@ def test_python_api_errors_are_distill_errors(tiny_dataset, tmp_path):
         synthetic.save(tmp_path)
     with pytest.raises(DistillError, match="got no seeds; pass e.g. seeds=\\[0, 1, 2\\]"):
         evaluate(synthetic.images, synthetic.labels, tiny_dataset, config=TrainConfig(epochs=1), seeds=[])
+
+
+def test_distilled_buffer_takes_a_path_and_refuses_another_datasets_set(tmp_path):
+    from continual import DistilledBuffer
+    from continual.benchmark import make_benchmark
+    from continual.testing import tiny_dataset
+    from distill.methods import distill
+
+    train, test = tiny_dataset(4, 12, seed=0), tiny_dataset(4, 4, seed=1)
+    bench = make_benchmark(train, test, steps=2, order=[2, 0, 3, 1])
+    synthetic = distill(train, DistillConfig(method="random", ipc=2), progress=False)
+    synthetic.save(tmp_path / "synthetic.pt")
+    buffer = DistilledBuffer(8, synthetic=str(tmp_path / "synthetic.pt"), class_names=train.class_names)
+    buffer.post_adapt(None, bench.train_stream[0])
+    assert buffer.tensors()[0].equal(synthetic.subset([0, 2]).images)
+    with pytest.raises(DistillError, match="synthetic must be a SyntheticSet or the path"):
+        DistilledBuffer(8, synthetic=synthetic.images)
+
+    two_classes = distill(tiny_dataset(2, 12, seed=0), DistillConfig(method="random", ipc=2), progress=False)
+    with pytest.raises(DistillError, match="made from 2 classes .* but the stream has 4"):
+        DistilledBuffer(8, synthetic=two_classes, class_names=train.class_names)
+    small = distill(tiny_dataset(4, 12, seed=0, size=4), DistillConfig(method="random", ipc=2), progress=False)
+    other_size = DistilledBuffer(8, synthetic=small)
+    with pytest.raises(DistillError, match="synthetic images are \\(3, 4, 4\\) but the stream's are \\(3, 8, 8\\)"):
+        other_size.post_adapt(None, bench.train_stream[0])
