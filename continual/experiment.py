@@ -19,6 +19,8 @@ from distill.io import atomic_write_text, write_json
 
 from continual.benchmark import check_steps, class_order, experience_classes, first_per_class, make_benchmark
 from continual.buffer import DistilledBuffer
+from distill.methods import check_image_size
+
 from continual.config import CLASS_BALANCED, METHODS, PROTOCOLS, ContinualConfig
 from continual.metrics import summarise
 from continual.plot import plot_accuracy
@@ -67,6 +69,8 @@ class Progress:
     def __init__(self, path: Path, cfg: ContinualConfig, *, resume: bool) -> None:
         self.path = path
         self.records: dict[str, dict[str, dict[str, Any]]] = {}
+        self.seconds_before = 0.0  # wall seconds of the invocations this one resumes
+        self.started = time.perf_counter()
         if resume and path.is_file():
             try:
                 saved = json.loads(path.read_text())
@@ -76,6 +80,7 @@ class Progress:
                 raise DistillError(f"the settings differ from the run saved in {path.parent} (only seeds, memory, "
                                    f"protocol and device may change on --resume); drop --resume or use a new --out")
             self.records = saved.get("records", {})
+            self.seconds_before = float(saved.get("wall_seconds", 0.0))
         self.config = _comparable(cfg)
 
     @staticmethod
@@ -88,7 +93,11 @@ class Progress:
 
     def add(self, protocol: str, method: str, seed: int, result: StepResult) -> None:
         self.records.setdefault(self.key(protocol, method, seed), {})[str(result.step)] = result.to_dict()
-        write_json(self.path, {"config": self.config, "records": self.records})
+        write_json(self.path, {"config": self.config, "records": self.records, "wall_seconds": self.elapsed()})
+
+    def elapsed(self) -> float:
+        """Wall seconds of the whole run, summed over the invocations that resumed it."""
+        return self.seconds_before + time.perf_counter() - self.started
 
     def forget(self, protocol: str, method: str, seed: int) -> None:
         self.records.pop(self.key(protocol, method, seed), None)
@@ -163,10 +172,12 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
         train, test = load_data(cfg)
     num_classes = train.num_classes
     check_steps(cfg.steps, num_classes)
+    if any(m in ("datadam", "dm", "herding") for m in cfg.memory):  # they run a ConvNet encoder
+        check_image_size(cfg.distill, train.image_shape)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, ipc=cfg.ipc))  # the ipc actually used
     atomic_write_text(out / "config.toml", to_toml(cfg))
     progress = Progress(out / PROGRESS_FILE, cfg, resume=resume)
-    started = time.perf_counter()
     orders = {seed: class_order(seed, num_classes) for seed in cfg.seeds}
     benchmarks = {seed: make_benchmark(train, test, steps=cfg.steps, order=orders[seed]) for seed in cfg.seeds}
     splits = {seed: experience_classes(b) for seed, b in benchmarks.items()}
@@ -177,7 +188,7 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
 
     def write() -> dict[str, Any]:
         results = build_results(cfg, progress, num_classes=num_classes, device=device, orders=orders, splits=splits,
-                                seconds=time.perf_counter() - started)
+                                seconds=progress.elapsed())
         write_json(out / "results.json", results)
         return results
 
