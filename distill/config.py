@@ -9,6 +9,7 @@ import functools
 import json
 import math
 import os
+import signal
 import sys
 import tomllib
 import types
@@ -337,8 +338,13 @@ def refuse_to_overwrite(out: Path | None, markers: Sequence[str], *, resume: boo
     return found
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
     """Run a CLI ``main``: user errors become one line on stderr and exit code 2."""
+    signal.signal(signal.SIGTERM, _terminate)  # a cluster scheduler's stop: checkpoint and hint, as for Ctrl-C
     try:
         code = main(None)
     except DistillError as exc:

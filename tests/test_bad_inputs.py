@@ -192,3 +192,40 @@ def test_distilled_buffer_takes_a_path_and_refuses_another_datasets_set(tmp_path
     other_size = DistilledBuffer(8, synthetic=small)
     with pytest.raises(DistillError, match="synthetic images are \\(3, 4, 4\\) but the stream's are \\(3, 8, 8\\)"):
         other_size.post_adapt(None, bench.train_stream[0])
+
+
+@pytest.mark.parametrize("setting,named", [({"power": 200.0}, "power 200.0 (default 4.0)"),
+                                           ({"lr_img": 1e30}, "lr_img 1e+30 (default 1.0)")])
+def test_a_non_finite_loss_names_the_unusual_setting(tiny_dataset, setting, named):
+    from distill.methods import distill
+
+    cfg = DistillConfig(ipc=1, iterations=3, batch_real=8, width=8, **setting)
+    with pytest.raises(DistillError, match="loss became nan") as info:
+        distill(tiny_dataset, cfg, progress=False)
+    assert named in str(info.value)
+    assert ("lr_img" in str(info.value)) == ("lr_img" in setting)  # not blamed when it is not the cause
+
+
+def test_sigterm_checkpoints_and_prints_the_resume_hint(cifar_tree, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "distill.run", "--data-root", str(cifar_tree), "--preset", "smoke",
+                             "--iterations", "1000000", "--batch-real", "4", "--width", "8", "--device", "cpu",
+                             "--out", str(out), "--quiet"], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not (out / "config.toml").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(3)  # well into the iterations
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("interrupted: progress was checkpointed") and "--resume" in err
+    import torch
+
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["iteration"] > 0

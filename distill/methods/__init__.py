@@ -99,6 +99,24 @@ _NO_EFFECT = ("compile", "channels_last", "checkpoint_minutes")
 _SELECTION_READS = ("method", "ipc", "depth", "width", "norm")
 
 
+# Knobs that scale the loss or its gradient: the first suspects when it becomes NaN or inf.
+_LOSS_KNOBS = ("lr_img", "momentum", "power", "lambda_mmd", "loss_scale", "precision")
+
+
+def nan_hint(config: DistillConfig) -> str:
+    """What to change when the loss is no longer finite: the loss knobs that differ from their defaults.
+
+    Blaming the image learning rate when ``--power 200`` overflowed would send a user the wrong way.
+    """
+    cfg = config.resolved()
+    default = replace(DistillConfig(), method=cfg.method, variant=cfg.variant, ipc=cfg.ipc).resolved()
+    unusual = [f"{k} {getattr(cfg, k)} (default {getattr(default, k)})" for k in _LOSS_KNOBS
+               if getattr(cfg, k) != getattr(default, k)]
+    if unusual:
+        return f"unusual settings: {', '.join(unusual)}; move them towards their defaults"
+    return "lower --lr-img or use --precision fp32"
+
+
 def list_methods() -> list[str]:
     return list(METHODS)
 
@@ -216,5 +234,5 @@ def _seconds_before(checkpoint: Path) -> float:
         return 0.0
 
 
-__all__ = ["DistillConfig", "check_image_size", "MethodOutput", "METHODS", "VARIANTS", "distill", "list_methods", "load_or_distill",
+__all__ = ["DistillConfig", "check_image_size", "nan_hint", "MethodOutput", "METHODS", "VARIANTS", "distill", "list_methods", "load_or_distill",
            "result_key"]
