@@ -47,11 +47,13 @@ def _parse_list(element: type) -> Callable[[str], list]:
     return parse
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls: type, *, skip: set[str] | frozenset[str] = frozenset()) -> None:
+def add_config_args(parser: argparse.ArgumentParser, cls: type, *, skip: set[str] | frozenset[str] = frozenset(),
+                    show_defaults: bool = False) -> None:
     """Add a ``--field-name`` flag for every scalar or list field of the dataclass ``cls``.
 
     Flags default to ``None`` so that only what the user typed overrides the presets.
-    Help texts come from ``field(metadata={"help": ...})``.
+    Help texts come from ``field(metadata={"help": ...})``; with ``show_defaults`` they end with the
+    field's default (leave it off where a preset, not the dataclass, decides the default).
     """
     hints = _field_types(cls)
     for f in dataclasses.fields(cls):
@@ -62,6 +64,10 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, *, skip: set[str
             continue
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
+        if show_defaults and f.default is not dataclasses.MISSING and f.default is not None \
+                and "default" not in help_text:
+            shown = ",".join(map(str, f.default)) if isinstance(f.default, (list, tuple)) else f.default
+            help_text = f"{help_text} (default: {shown})".strip()
         if tp is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(tp) in (tuple, list):

@@ -40,18 +40,17 @@ class RunConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__)
     parser.add_argument("--preset", help="cpu | paper | smoke: configs/distill/<dataset>-ipc<ipc>-<preset>.toml")
     parser.add_argument("--config", type=Path, help="a TOML file of settings (applied after the preset)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/distill-<timestamp>)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out "
                                                               "(or the latest runs/distill-* folder)")
     parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
-    parser.add_argument("--eval-epochs", type=int, help="epochs of each evaluation network")
+    parser.add_argument("--eval-epochs", type=int, help=f"epochs of each evaluation network (default: {TrainConfig.epochs})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_args(parser, RunConfig)
-    add_config_args(parser, DistillConfig)
+    add_config_args(parser, RunConfig, show_defaults=True)
+    add_config_args(parser, DistillConfig, show_defaults=True)
     return parser
 
 

@@ -229,3 +229,15 @@ def test_sigterm_checkpoints_and_prints_the_resume_hint(cifar_tree, tmp_path):
     import torch
 
     assert torch.load(out / "checkpoint.pt", weights_only=True)["iteration"] > 0
+
+
+def test_help_shows_real_defaults_once():
+    import re
+
+    from distill.run import build_parser
+
+    text = " ".join(build_parser().format_help().split("options:")[1].split())
+    assert "(default: None)" not in text and "(default: False)" not in text.split("--compile")[0]
+    assert re.search(r"--out OUT output folder \(default runs/distill-<timestamp>\) --resume", text)
+    assert "--iterations ITERATIONS optimisation steps (datadam, dm) (default: 8000)" in text
+    assert "(default: 1000)" in text.split("--eval-epochs EVAL_EPOCHS")[1].split("--quiet")[0]
