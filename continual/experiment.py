@@ -20,6 +20,7 @@ from distill.io import atomic_write_text, write_json
 from continual.benchmark import check_steps, class_order, experience_classes, first_per_class, make_benchmark
 from continual.buffer import DistilledBuffer
 from distill.methods import check_image_size
+from distill.networks import list_networks
 
 from continual.config import CLASS_BALANCED, METHODS, PROTOCOLS, ContinualConfig
 from continual.metrics import summarise
@@ -57,6 +58,8 @@ def validate(cfg: ContinualConfig) -> None:
         raise DistillError(f"--steps must be at least 1, got {cfg.steps}")
     if cfg.models_per_step < 1:
         raise DistillError(f"models_per_step must be at least 1, got {cfg.models_per_step}")
+    if cfg.network not in list_networks():  # else it fails after the first step's distillation
+        raise DistillError(f"unknown --network {cfg.network!r}; choose one of {', '.join(list_networks())}")
 
 
 def _comparable(cfg: ContinualConfig) -> dict[str, Any]:

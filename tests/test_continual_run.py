@@ -157,6 +157,9 @@ def run_cli_with(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
     (["--memory", "datadam,nope"], "unknown memory method 'nope'"),
     (["--protocol", "gdumb", "--memory", "class_balanced"], "use it with --protocol replay"),
     (["--preset", "huge"], "unknown --preset 'huge'"),
+    (["--ipc", "0"], "ipc must be at least 1, got 0"),
+    (["--seeds", "0,-1"], "seeds must be at least 0, got -1"),
+    (["--network", "resnet"], "unknown --network 'resnet'"),
 ])
 def test_user_errors_are_one_line(tiny_root, tmp_path, monkeypatch, capsys, extra, message):
     argv = args(tiny_root, tmp_path / "err")
