@@ -241,3 +241,13 @@ def test_help_shows_real_defaults_once():
     assert re.search(r"--out OUT output folder \(default runs/distill-<timestamp>\) --resume", text)
     assert "--iterations ITERATIONS optimisation steps (datadam, dm) (default: 8000)" in text
     assert "(default: 1000)" in text.split("--eval-epochs EVAL_EPOCHS")[1].split("--quiet")[0]
+
+
+def test_continual_cli_prints_no_qpsolvers_warning():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-W", "default", "-m", "continual.run", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "--overwrite" in proc.stdout
+    assert "QP solver" not in proc.stderr and "Warning" not in proc.stderr
