@@ -32,8 +32,7 @@ class RunConfig:
     data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
     seed: int = field(default=0, metadata={"help": "distillation seed", "min": 0})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
-    eval: int = field(default=0, metadata={"help": "evaluate with this many freshly trained networks",
-                                                      "min": 0})
+    eval: int = field(default=0, metadata={"help": "evaluate with this many freshly trained networks", "min": 0})
     eval_network: str = field(default="convnet", metadata={"help": "network trained for evaluation"})
     distill: DistillConfig = field(default_factory=DistillConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -47,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out "
                                                               "(or the latest runs/distill-* folder)")
     parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
-    parser.add_argument("--eval-epochs", type=int, help=f"epochs of each evaluation network (default: {TrainConfig.epochs})")
+    parser.add_argument("--eval-epochs", type=int,
+                        help=f"epochs of each evaluation network (default: {TrainConfig.epochs})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_args(parser, RunConfig, show_defaults=True)
     add_config_args(parser, DistillConfig, show_defaults=True)

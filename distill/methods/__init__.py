@@ -40,18 +40,18 @@ class DistillConfig:
                                                     "choices": tuple(VARIANTS)})
     ipc: int = field(default=10, metadata={"help": "synthetic images per class", "min": 1})
     iterations: int = field(default=8000, metadata={"help": "optimisation steps (datadam, dm)", "min": 1})
-    batch_real: int | None = field(default=None, metadata={"help": "real images per class per step (256 paper, 64 official)",
-                                                                "min": 1})
+    batch_real: int | None = field(default=None, metadata={"help": "real images per class per step "
+                                                                   "(256 paper, 64 official)", "min": 1})
     lr_img: float | None = field(default=None, metadata={"help": "image learning rate (1.0 for ipc<=50, else 10)",
-                                                                "above": 0})
-    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the images", "min": 0,
-                                                                   "max": 1})
+                                                         "above": 0})
+    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the images", "min": 0, "max": 1})
     power: float | None = field(default=None, metadata={"help": "attention power p (4 paper, 1 official)", "above": 0})
-    norm: str | None = field(default=None, metadata={"help": "encoder norm: instancenorm (paper) | batchnorm (official)"})
+    norm: str | None = field(default=None, metadata={"help": "encoder norm: instancenorm (paper) | "
+                                                             "batchnorm (official)"})
     lambda_mmd: float | None = field(default=None, metadata={"help": "weight of the MMD term (0.01 datadam, 1 dm)",
-                                                                    "min": 0})
+                                                             "min": 0})
     loss_scale: float | None = field(default=None, metadata={"help": "overall loss factor (100 datadam, 1 dm)",
-                                                                    "above": 0})
+                                                             "above": 0})
     init: str = field(default="real", metadata={"help": "real | noise", "choices": ("real", "noise")})
     depth: int = field(default=3, metadata={"help": "encoder ConvNet depth (at most 5 for 32x32 images)", "min": 1})
     width: int = field(default=128, metadata={"help": "encoder ConvNet width", "min": 1})
@@ -235,5 +235,5 @@ def _seconds_before(checkpoint: Path) -> float:
         return 0.0
 
 
-__all__ = ["DistillConfig", "check_image_size", "nan_hint", "MethodOutput", "METHODS", "VARIANTS", "distill", "list_methods", "load_or_distill",
-           "result_key"]
+__all__ = ["DistillConfig", "MethodOutput", "METHODS", "VARIANTS", "check_image_size", "distill", "list_methods",
+           "load_or_distill", "nan_hint", "result_key"]
