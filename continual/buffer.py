@@ -101,9 +101,7 @@ class DistilledBuffer(ExemplarsBuffer):
         elif method not in METHODS:
             raise DistillError(f"unknown memory method {method!r}; choose one of {', '.join(METHODS)}")
         base = distill_config if distill_config is not None else DistillConfig()
-        self.config = replace(base, method=method, ipc=ipc if ipc is not None else base.ipc)
-        if self.config.ipc < 1:
-            raise DistillError(f"ipc must be at least 1, got {self.config.ipc}")
+        self.config = replace(base, method=method, ipc=ipc if ipc is not None else base.ipc)  # checks ipc >= 1
         self.method = method
         self.synthetic = synthetic
         self.transform = transform
