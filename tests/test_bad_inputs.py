@@ -251,3 +251,22 @@ def test_continual_cli_prints_no_qpsolvers_warning():
                           text=True, timeout=120)
     assert proc.returncode == 0 and "--overwrite" in proc.stdout
     assert "QP solver" not in proc.stderr and "Warning" not in proc.stderr
+
+
+def test_checkpoint_seconds_follow_the_checkpoint_during_the_run(tiny_dataset, tmp_path):
+    """A run killed outright (SIGKILL, power loss) still resumes with the seconds up to its checkpoint."""
+    import json
+
+    from distill.methods import distill
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    seen = []
+
+    def during(it, loss):
+        sidecar = tmp_path / "checkpoint.seconds.json"
+        seen.append(json.loads(sidecar.read_text())["seconds"] if sidecar.is_file() else None)
+
+    cfg = DistillConfig(ipc=1, iterations=4, batch_real=8, width=8, checkpoint_minutes=0.0)
+    distill(tiny_dataset, cfg, progress=False, checkpoint=checkpoint, callback=during)
+    assert seen[0] is None and all(s is not None and s > 0 for s in seen[1:])
+    assert seen[1:] == sorted(seen[1:])

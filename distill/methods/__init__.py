@@ -200,12 +200,25 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     else:
         from distill.methods.matching import run_matching
 
-        try:
-            output = run_matching(train, classes, cfg, seed=seed, device=device, progress=progress,
-                                  checkpoint=checkpoint, resume=resume, callback=callback)
-        finally:  # also on Ctrl-C, so that a resumed run reports the time of all its parts
+        def record_seconds() -> None:
             if checkpoint is not None and checkpoint.is_file():
                 write_json(_seconds_file(checkpoint), {"seconds": before + time.perf_counter() - start})
+
+        saved = [_mtime(checkpoint)]
+
+        def step_done(it: int, loss: float) -> None:
+            # The checkpoint is written after this call; a new one seen here came from the step before.
+            if checkpoint is not None and _mtime(checkpoint) != saved[0]:
+                saved[0] = _mtime(checkpoint)
+                record_seconds()
+            if callback is not None:
+                callback(it, loss)
+
+        try:
+            output = run_matching(train, classes, cfg, seed=seed, device=device, progress=progress,
+                                  checkpoint=checkpoint, resume=resume, callback=step_done)
+        finally:  # also on Ctrl-C, so that a resumed run reports the time of all its parts
+            record_seconds()
     record = config_to_dict(cfg)
     record["loss_curve"] = [list(p) for p in output.loss_curve]
     return SyntheticSet(images=output.images, labels=torch.tensor(classes).repeat_interleave(cfg.ipc),
@@ -214,8 +227,19 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
                         seconds=before + time.perf_counter() - start, git_revision=git_revision())
 
 
+def _mtime(path: Path | None) -> int | None:
+    try:
+        return path.stat().st_mtime_ns if path is not None else None
+    except OSError:
+        return None
+
+
 def _seconds_file(checkpoint: Path) -> Path:
-    """Beside the checkpoint: the seconds spent up to it, summed over every invocation that resumed it."""
+    """Beside the checkpoint: the seconds spent up to it, summed over every invocation that resumed it.
+
+    Kept out of the checkpoint itself (written inside the matching loop) and brought up to date one
+    step after every checkpoint and when the run ends or is interrupted.
+    """
     return checkpoint.with_name(checkpoint.stem + ".seconds.json")
 
 
