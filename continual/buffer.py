@@ -63,7 +63,8 @@ class DistilledBuffer(ExemplarsBuffer):
     Args:
         max_size: capacity in images (``ReplayPlugin`` requires it to equal ``mem_size``).
         method: distillation method; overrides ``distill_config.method``.
-        synthetic: precomputed memories; every class met must be in it, else :class:`DistillError`.
+        synthetic: precomputed memories (a set, or the path of a ``synthetic.pt``); every class met must
+            be in it, and its class names must be ``class_names`` when given, else :class:`DistillError`.
         transform: applied to memory images in the ``train`` transform group (e.g. augmentation).
         distill_config: distillation settings (iterations, ...); ``DistillConfig()`` if ``None``.
         ipc: images per class; default ``distill_config.ipc`` (or ``synthetic.ipc``).
@@ -77,13 +78,20 @@ class DistilledBuffer(ExemplarsBuffer):
         progress: show distillation progress bars.
     """
 
-    def __init__(self, max_size: int, *, method: str = "datadam", synthetic: SyntheticSet | None = None,
+    def __init__(self, max_size: int, *, method: str = "datadam", synthetic: SyntheticSet | str | Path | None = None,
                  transform: Callable[[Tensor], Tensor] | None = None, distill_config: DistillConfig | None = None,
                  ipc: int | None = None, seed: int = 0, device: torch.device | str = "cpu",
                  cache_dir: str | Path | bool | None = None, class_names: Sequence[str] | None = None,
                  normalization: tuple[Sequence[float], Sequence[float]] | None = None,
                  progress: bool = False) -> None:
         super().__init__(max_size)
+        if isinstance(synthetic, (str, Path)):
+            synthetic = SyntheticSet.load(synthetic)
+        if synthetic is not None and not isinstance(synthetic, SyntheticSet):
+            raise DistillError(f"synthetic must be a SyntheticSet or the path of a synthetic.pt, got "
+                               f"{type(synthetic).__name__}; pass SyntheticSet.load(path) or the path")
+        if synthetic is not None and class_names is not None:
+            synthetic.check_compatible(class_names, source="the stream")
         if synthetic is not None:
             method = synthetic.method
             ipc = synthetic.ipc if ipc is None else ipc
@@ -93,9 +101,7 @@ class DistilledBuffer(ExemplarsBuffer):
         elif method not in METHODS:
             raise DistillError(f"unknown memory method {method!r}; choose one of {', '.join(METHODS)}")
         base = distill_config if distill_config is not None else DistillConfig()
-        self.config = replace(base, method=method, ipc=ipc if ipc is not None else base.ipc)
-        if self.config.ipc < 1:
-            raise DistillError(f"ipc must be at least 1, got {self.config.ipc}")
+        self.config = replace(base, method=method, ipc=ipc if ipc is not None else base.ipc)  # checks ipc >= 1
         self.method = method
         self.synthetic = synthetic
         self.transform = transform
@@ -116,6 +122,7 @@ class DistilledBuffer(ExemplarsBuffer):
         self.cached_distill_seconds = 0.0             # what the memories loaded from the cache once cost
         self.cache_hits = 0
         self._arity: int | None = None
+        self._shape: tuple[int, ...] | None = None  # of one stream input, to check a precomputed set against
         self._task_label = 0
 
     # ------------------------------------------------------------------ Avalanche interface
@@ -141,6 +148,8 @@ class DistilledBuffer(ExemplarsBuffer):
             return
         first = dataset[0]
         self._arity = len(first) if isinstance(first, (tuple, list)) else 2
+        x = first[0] if isinstance(first, (tuple, list)) else first
+        self._shape = tuple(x.shape) if isinstance(x, Tensor) else None
         if self._arity == 3:
             self._task_label = int(first[2])
         classes = getattr(exp, "classes_in_this_experience", None)
@@ -256,6 +265,9 @@ class DistilledBuffer(ExemplarsBuffer):
             raise DistillError(f"the synthetic set has no images for class {c} (it holds classes "
                                f"{self.synthetic.class_ids}); distill class {c} too or pass a set that has it")
         images = self.synthetic.images_of(c)[: self.ipc]
+        if self._shape is not None and tuple(images.shape[1:]) != self._shape:
+            raise DistillError(f"the synthetic images are {tuple(images.shape[1:])} but the stream's are "
+                               f"{self._shape}; pass a set distilled from the stream's dataset")
         self.sets[c] = self.synthetic.subset([c])
         if self.normalization is not None and (self.synthetic.mean, self.synthetic.std) != self.normalization:
             # Bring the stored images into the stream's normalisation: undo the set's, apply the stream's.

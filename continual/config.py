@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from distill.config import checked
 from distill.evaluate import TrainConfig
 from distill.methods import METHODS, DistillConfig
 
@@ -21,43 +22,45 @@ def _train_default() -> TrainConfig:
 
 
 @dataclass
+@checked
 class ReplayConfig:
     """Settings of the replay protocol: one model trained through the stream (Avalanche ``Naive``)."""
 
-    epochs: int = field(default=1, metadata={"help": "epochs over each experience"})
-    batch_size: int = field(default=128, metadata={"help": "real images per minibatch"})
-    batch_size_mem: int = field(default=128, metadata={"help": "memory images added to every minibatch"})
-    lr: float = field(default=0.01, metadata={"help": "SGD learning rate"})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
-    weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay"})
+    epochs: int = field(default=1, metadata={"help": "epochs over each experience", "min": 1})
+    batch_size: int = field(default=128, metadata={"help": "real images per minibatch", "min": 1})
+    batch_size_mem: int = field(default=128, metadata={"help": "memory images added to every minibatch", "min": 1})
+    lr: float = field(default=0.01, metadata={"help": "SGD learning rate", "above": 0})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum", "min": 0, "max": 1})
+    weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay", "min": 0})
     baseline: bool = field(default=True, metadata={"help": "also run Avalanche's ClassBalancedBuffer"})
 
 
 @dataclass
+@checked
 class ContinualConfig:
     """Everything a ``python -m continual.run`` needs; defaults are the CPU preset's scale."""
 
     dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 | imagefolder"})
     data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
-    steps: int = field(default=5, metadata={"help": "number of experiences; must divide the class count"})
+    steps: int = field(default=5, metadata={"help": "number of experiences; must divide the class count", "min": 1})
     protocol: str = field(default="gdumb", metadata={"help": "gdumb | replay | both", "choices": PROTOCOLS})
     memory: tuple[str, ...] = field(default=("datadam", "dm", "herding", "random"),
                                     metadata={"help": "memory methods, comma-separated"})
-    ipc: int = field(default=10, metadata={"help": "memory images per class"})
+    ipc: int = field(default=10, metadata={"help": "memory images per class", "min": 1})
     seeds: tuple[int, ...] = field(default=(0, 1), metadata={"help": "class orders s (numpy.random.seed(s); "
-                                                                      "permutation), also the run seeds"})
+                                                                      "permutation), also the run seeds", "min": 0})
     distill_seed: int | None = field(default=None, metadata={"help": "seed of every distillation (default: the "
-                                                                       "class-order seed)"})
+                                                                       "class-order seed)", "min": 0})
     network: str = field(default="convnet", metadata={"help": "network trained on the memory"})
-    width: int = field(default=128, metadata={"help": "width of the ConvNet trained on the memory"})
-    models_per_step: int = field(default=1, metadata={"help": "gdumb: fresh models trained per step"})
+    width: int = field(default=128, metadata={"help": "width of the ConvNet trained on the memory", "min": 1})
+    models_per_step: int = field(default=1, metadata={"help": "gdumb: fresh models trained per step", "min": 1})
     train_per_class: int | None = field(default=None, metadata={"help": "use only the first N training images "
-                                                                          "per class (default: all)"})
+                                                                          "per class (default: all)", "min": 1})
     test_per_class: int | None = field(default=None, metadata={"help": "test on the first N test images per "
-                                                                         "class (default: all)"})
+                                                                         "class (default: all)", "min": 1})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     threads: int | None = field(default=None, metadata={"help": "CPU threads for torch (default: torch's choice; "
-                                                                  "1 is fastest on a busy machine)"})
+                                                                  "1 is fastest on a busy machine)", "min": 1})
     cache_dir: str | None = field(default=None, metadata={"help": "where distilled memories are cached "
                                                                     "(default: $DISTILL_CACHE_DIR/continual)"})
     distill: DistillConfig = field(default_factory=_distill_default)

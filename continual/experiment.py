@@ -19,6 +19,9 @@ from distill.io import atomic_write_text, write_json
 
 from continual.benchmark import check_steps, class_order, experience_classes, first_per_class, make_benchmark
 from continual.buffer import DistilledBuffer
+from distill.methods import check_image_size
+from distill.networks import list_networks
+
 from continual.config import CLASS_BALANCED, METHODS, PROTOCOLS, ContinualConfig
 from continual.metrics import summarise
 from continual.plot import plot_accuracy
@@ -45,16 +48,12 @@ def validate(cfg: ContinualConfig) -> None:
         raise DistillError(f"--memory {','.join(cfg.memory)} repeats a method; list each once")
     if CLASS_BALANCED in cfg.memory and cfg.protocol == "gdumb":
         raise DistillError(f"memory {CLASS_BALANCED} is Avalanche's replay buffer; use it with --protocol replay or both")
-    if cfg.ipc < 1:
-        raise DistillError(f"--ipc must be at least 1, got {cfg.ipc}")
     if not cfg.seeds:
         raise DistillError("--seeds is empty; pass e.g. --seeds 0,1")
-    if len(set(cfg.seeds)) != len(cfg.seeds) or any(s < 0 for s in cfg.seeds):
-        raise DistillError(f"--seeds {cfg.seeds} must be distinct non-negative integers")
-    if cfg.steps < 1:
-        raise DistillError(f"--steps must be at least 1, got {cfg.steps}")
-    if cfg.models_per_step < 1:
-        raise DistillError(f"models_per_step must be at least 1, got {cfg.models_per_step}")
+    if len(set(cfg.seeds)) != len(cfg.seeds):  # bounds are checked where the config is built
+        raise DistillError(f"--seeds {cfg.seeds} repeats a seed; list each once")
+    if cfg.network not in list_networks():  # else it fails after the first step's distillation
+        raise DistillError(f"unknown --network {cfg.network!r}; choose one of {', '.join(list_networks())}")
 
 
 def _comparable(cfg: ContinualConfig) -> dict[str, Any]:
@@ -67,6 +66,8 @@ class Progress:
     def __init__(self, path: Path, cfg: ContinualConfig, *, resume: bool) -> None:
         self.path = path
         self.records: dict[str, dict[str, dict[str, Any]]] = {}
+        self.seconds_before = 0.0  # wall seconds of the invocations this one resumes
+        self.started = time.perf_counter()
         if resume and path.is_file():
             try:
                 saved = json.loads(path.read_text())
@@ -76,6 +77,7 @@ class Progress:
                 raise DistillError(f"the settings differ from the run saved in {path.parent} (only seeds, memory, "
                                    f"protocol and device may change on --resume); drop --resume or use a new --out")
             self.records = saved.get("records", {})
+            self.seconds_before = float(saved.get("wall_seconds", 0.0))
         self.config = _comparable(cfg)
 
     @staticmethod
@@ -88,7 +90,11 @@ class Progress:
 
     def add(self, protocol: str, method: str, seed: int, result: StepResult) -> None:
         self.records.setdefault(self.key(protocol, method, seed), {})[str(result.step)] = result.to_dict()
-        write_json(self.path, {"config": self.config, "records": self.records})
+        write_json(self.path, {"config": self.config, "records": self.records, "wall_seconds": self.elapsed()})
+
+    def elapsed(self) -> float:
+        """Wall seconds of the whole run, summed over the invocations that resumed it."""
+        return self.seconds_before + time.perf_counter() - self.started
 
     def forget(self, protocol: str, method: str, seed: int) -> None:
         self.records.pop(self.key(protocol, method, seed), None)
@@ -163,10 +169,12 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
         train, test = load_data(cfg)
     num_classes = train.num_classes
     check_steps(cfg.steps, num_classes)
+    if any(m in ("datadam", "dm", "herding") for m in cfg.memory):  # they run a ConvNet encoder
+        check_image_size(cfg.distill, train.image_shape)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, ipc=cfg.ipc))  # the ipc actually used
     atomic_write_text(out / "config.toml", to_toml(cfg))
     progress = Progress(out / PROGRESS_FILE, cfg, resume=resume)
-    started = time.perf_counter()
     orders = {seed: class_order(seed, num_classes) for seed in cfg.seeds}
     benchmarks = {seed: make_benchmark(train, test, steps=cfg.steps, order=orders[seed]) for seed in cfg.seeds}
     splits = {seed: experience_classes(b) for seed, b in benchmarks.items()}
@@ -177,7 +185,7 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
 
     def write() -> dict[str, Any]:
         results = build_results(cfg, progress, num_classes=num_classes, device=device, orders=orders, splits=splits,
-                                seconds=time.perf_counter() - started)
+                                seconds=progress.elapsed())
         write_json(out / "results.json", results)
         return results
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
-from distill.config import add_config_args, make_run_dir, preset_path, read_toml, resolve_config
+from distill.config import (add_config_args, make_run_dir, preset_path, read_toml, refuse_to_overwrite,
+                            resolve_config)
 from distill.errors import DistillError
 
 PRESETS = ("cpu", "paper", "smoke")
+# What a run leaves in --out: a fresh run refuses to replace it without --resume or --overwrite.
+_RUN_FILES = ("results.json", "progress.json")
 _OWN_FLAGS = {"steps", "protocol", "memory", "ipc", "seeds", "data_root", "device"}
 
 
@@ -35,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", dest="data_root", default=None, help="dataset folder")
     parser.add_argument("--out", default=None, help="output folder (default runs/continual-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished steps")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     parser.add_argument("--device", default=None, help="auto | cpu | cuda (default auto)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_args(parser, ContinualConfig, skip=_OWN_FLAGS)
@@ -64,7 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg = resolve_config(ContinualConfig, preset_file=preset, config_file=args.config, overrides=args)
     if args.resume and args.out is None:
         raise DistillError("--resume needs --out DIR naming the run to continue")
+    if args.resume and args.overwrite:
+        raise DistillError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
+    previous = refuse_to_overwrite(Path(args.out) if args.out else None, _RUN_FILES, resume=args.resume,
+                                   overwrite=args.overwrite)
     out = make_run_dir(args.out, "continual")
+    for path in previous if args.overwrite else []:
+        path.unlink(missing_ok=True)
+    if args.resume and not (out / "progress.json").is_file():
+        print(f"no earlier run in {out} (no progress.json): starting fresh", file=sys.stderr)
     import torch
 
     threads = torch.get_num_threads()

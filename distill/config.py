@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import math
+import os
+import signal
 import sys
 import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Callable, NoReturn, TypeVar
+from typing import Any, Callable, NoReturn, Sequence, TypeVar
 
 import torch
 
@@ -23,6 +26,7 @@ T = TypeVar("T")
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
+@functools.cache
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -43,11 +47,13 @@ def _parse_list(element: type) -> Callable[[str], list]:
     return parse
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls: type, *, skip: set[str] | frozenset[str] = frozenset()) -> None:
+def add_config_args(parser: argparse.ArgumentParser, cls: type, *, skip: set[str] | frozenset[str] = frozenset(),
+                    show_defaults: bool = False) -> None:
     """Add a ``--field-name`` flag for every scalar or list field of the dataclass ``cls``.
 
     Flags default to ``None`` so that only what the user typed overrides the presets.
-    Help texts come from ``field(metadata={"help": ...})``.
+    Help texts come from ``field(metadata={"help": ...})``; with ``show_defaults`` they end with the
+    field's default (leave it off where a preset, not the dataclass, decides the default).
     """
     hints = _field_types(cls)
     for f in dataclasses.fields(cls):
@@ -58,6 +64,10 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, *, skip: set[str
             continue
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
+        if show_defaults and f.default is not dataclasses.MISSING and f.default is not None \
+                and "default" not in help_text:
+            shown = ",".join(map(str, f.default)) if isinstance(f.default, (list, tuple)) else f.default
+            help_text = f"{help_text} (default: {shown})".strip()
         if tp is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(tp) in (tuple, list):
@@ -103,9 +113,67 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if tp is str and isinstance(value, str):
         return value
+    if tp is str and isinstance(value, os.PathLike):
+        return os.fspath(value)
     if tp is dict and isinstance(value, dict):
         return value
     raise DistillError(f"{where} must be of type {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _check_bounds(value: Any, metadata: Any, where: str) -> None:
+    """Raise :class:`DistillError` if ``value`` (or any element of a list) breaks the field's declared bounds.
+
+    Bounds live in the field's metadata: ``min``/``max`` (inclusive) and ``above`` (exclusive lower).
+    """
+    if value is None or not any(k in metadata for k in ("min", "max", "above")):
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_bounds(item, metadata, where)
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DistillError(f"{where} must be a finite number, got {value!r}; pass a number")
+    if "min" in metadata and value < metadata["min"]:
+        raise DistillError(f"{where} must be at least {metadata['min']}, got {value!r}; "
+                           f"set it to {metadata['min']} or more")
+    if "above" in metadata and value <= metadata["above"]:
+        raise DistillError(f"{where} must be more than {metadata['above']}, got {value!r}; pass a larger value")
+    if "max" in metadata and value > metadata["max"]:
+        raise DistillError(f"{where} must be at most {metadata['max']}, got {value!r}; "
+                           f"set it to {metadata['max']} or less")
+
+
+def check_fields(obj: Any, where: str | None = None) -> None:
+    """Check every field of the dataclass ``obj`` against its type and its metadata bounds.
+
+    The same check serves TOML files, command-line flags and Python callers, so a bad value is one
+    :class:`DistillError` naming the field wherever it comes from. Values are normalised in place as
+    :func:`from_dict` would (an int for a float field becomes a float, a list for a tuple a tuple).
+    """
+    hints = _field_types(type(obj))
+    prefix = where or type(obj).__name__
+    for f in dataclasses.fields(obj):
+        name = f"{prefix}.{f.name}"
+        value = _coerce(getattr(obj, f.name), hints[f.name], name)
+        _check_bounds(value, f.metadata, name)
+        object.__setattr__(obj, f.name, value)
+
+
+def checked(cls: type[T]) -> type[T]:
+    """Class decorator (put it *under* ``@dataclass``): instances check their fields on creation.
+
+    ``TrainConfig(epochs=-1)`` or ``DistillConfig(iterations="5")`` then fails at once with a
+    one-line :class:`DistillError`, not hours later or deep inside a training loop.
+    """
+    original = cls.__dict__.get("__post_init__")
+
+    def __post_init__(self: Any) -> None:
+        check_fields(self)
+        if original is not None:
+            original(self)
+
+    cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
+    return cls
 
 
 def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
@@ -116,6 +184,9 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
     if unknown:
         raise DistillError(f"unknown setting(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(names))}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    for f in dataclasses.fields(cls):  # checked here too, so the message names where the value came from
+        if f.name in kwargs:
+            _check_bounds(kwargs[f.name], f.metadata, f"{where}.{f.name}")
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -257,8 +328,29 @@ def make_run_dir(out: str | Path | None, job: str) -> Path:
     return path
 
 
+def refuse_to_overwrite(out: Path | None, markers: Sequence[str], *, resume: bool, overwrite: bool) -> list[Path]:
+    """Raise :class:`DistillError` if ``out`` already holds a run and neither ``--resume`` nor ``--overwrite`` is given.
+
+    ``markers`` are glob patterns of the files a run leaves behind. Returns the files found (what
+    ``--overwrite`` replaces), so the caller can remove them before it starts.
+    """
+    if out is None or not Path(out).is_dir():
+        return []
+    found = sorted(p for pattern in markers for p in Path(out).glob(pattern))
+    if found and not resume and not overwrite:
+        names = ", ".join(p.name for p in found)
+        raise DistillError(f"{out} already holds a run ({names}); pass --resume to continue it, --overwrite to "
+                           f"replace it, or another --out")
+    return found
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
     """Run a CLI ``main``: user errors become one line on stderr and exit code 2."""
+    signal.signal(signal.SIGTERM, _terminate)  # a cluster scheduler's stop: checkpoint and hint, as for Ctrl-C
     try:
         code = main(None)
     except DistillError as exc:

@@ -117,6 +117,7 @@ def load_dataset(name: str, split: str = "train", *, data_root: str | Path | Non
     if split not in ("train", "test"):
         raise DistillError(f"unknown split {split!r}; use train or test")
     root = Path(data_root) if data_root is not None else default_data_root()
+    _check_layout(root, split)
     if name == "imagefolder" or (root / split).is_dir():
         images, labels, classes = _load_imagefolder_cached(root, split)
         if name in STATS:
@@ -128,6 +129,19 @@ def load_dataset(name: str, split: str = "train", *, data_root: str | Path | Non
         images, labels, classes = _load_torchvision(name, root, split)
         mean, std = STATS[name]
     return ClassDataset(normalise(images, mean, std), labels, classes, mean, std)
+
+
+def _check_layout(root: Path, split: str) -> None:
+    """Name the two common wrong roots at once, rather than failing later as a download error."""
+    other = "test" if split == "train" else "train"
+    if (root / other).is_dir() and not (root / split).is_dir():
+        raise DistillError(f"{root} has {other}/ but no {split}/; an ImageFolder root needs both "
+                           f"train/<class>/ and test/<class>/ folders")
+    if root.is_dir() and root.name in ("train", "test") and not (root / split).is_dir():
+        with os.scandir(root) as entries:
+            if any(e.is_dir() for e in entries):
+                raise DistillError(f"{root} looks like a {root.name} split (class folders, no train/ or test/); "
+                                   f"pass its parent {root.parent} as --data-root")
 
 
 def _check_classes(name: str, classes: list[str], root: Path) -> None:
@@ -171,7 +185,13 @@ def _load_torchvision(name: str, root: Path, split: str) -> tuple[Tensor, Tensor
     return images, torch.tensor(ds.targets, dtype=torch.long), list(ds.classes)
 
 
-def _list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path]]]:
+def _list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path]], str]:
+    """The class folders, their image files, and a digest of the whole listing.
+
+    The digest covers every file's path, size and ``mtime_ns``, so moving an image to another
+    class or editing one in place changes it; a ``scandir`` of CIFAR-10's 60,000 files takes
+    about 0.2 s, far less than decoding them.
+    """
     folder = root / split
     if not root.is_dir():
         raise DistillError(f"data root {root} does not exist; pass --data-root DIR or set ${DATA_ROOT_ENV}")
@@ -180,22 +200,24 @@ def _list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     if not classes:
         raise DistillError(f"{folder} has no class folders; expected {split}/<class>/<image>")
-    files = []
+    files, digest = [], hashlib.sha1()
     for c in classes:
-        found = sorted(p for p in (folder / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        with os.scandir(folder / c) as entries:
+            found = sorted((e for e in entries if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES),
+                           key=lambda e: e.name)
         if not found:
             raise DistillError(f"class folder {folder / c} has no images (.jpg, .jpeg, .png); add images or remove it")
-        files.append(found)
-    return classes, files
+        for e in found:
+            st = e.stat()
+            digest.update(f"{c}/{e.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        files.append([Path(e.path) for e in found])
+    return classes, files, digest.hexdigest()
 
 
 def _load_imagefolder_cached(root: Path, split: str) -> tuple[Tensor, Tensor, list[str]]:
-    classes, files = _list_imagefolder(root, split)
+    classes, files, listing = _list_imagefolder(root, split)
     flat = [p for group in files for p in group]
-    key = hashlib.sha1(
-        "\n".join([str(root.resolve()), split, str(len(flat)), flat[0].name, flat[-1].name,
-                   str(max(p.stat().st_mtime_ns for p in (flat[0], flat[-1], root / split)))]).encode()
-    ).hexdigest()[:16]
+    key = hashlib.sha1("\n".join([str(root.resolve()), split, listing]).encode()).hexdigest()[:16]
     cache_file = cache_dir() / "decoded" / f"{root.name}-{split}-{key}.pt"
     if cache_file.is_file():
         try:

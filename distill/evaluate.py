@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from distill.augment import DEFAULT_STRATEGY, DSA
+from distill.config import checked
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.methods.seeds import stream
@@ -30,18 +31,19 @@ EVAL_PROTOCOLS: dict[str, dict] = {
 
 
 @dataclass
+@checked
 class TrainConfig:
     """How an evaluation network is trained (defaults: the paper protocol, METHOD.md §2)."""
 
-    epochs: int = field(default=1000, metadata={"help": "training epochs"})
-    batch_size: int = field(default=256, metadata={"help": "minibatch size"})
-    lr: float = field(default=0.01, metadata={"help": "SGD learning rate"})
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    epochs: int = field(default=1000, metadata={"help": "training epochs", "min": 1})
+    batch_size: int = field(default=256, metadata={"help": "minibatch size", "min": 1})
+    lr: float = field(default=0.01, metadata={"help": "SGD learning rate", "above": 0})
+    momentum: float = field(default=0.9, metadata={"min": 0, "max": 1})
+    weight_decay: float = field(default=5e-4, metadata={"min": 0})
     nesterov: bool = False
     schedule: str = field(default="step", metadata={"help": "step (x lr_decay at the midpoint) | cosine",
                                                     "choices": ("step", "cosine")})
-    lr_decay: float = 0.1
+    lr_decay: float = field(default=0.1, metadata={"above": 0})
     dsa: bool = field(default=True, metadata={"help": "DSA on every batch"})
     dsa_strategy: str = DEFAULT_STRATEGY
     channels_last: bool = field(default=False, metadata={
@@ -132,6 +134,9 @@ def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str
              num_classes: int | None = None, progress: bool = False, **network_kwargs) -> EvalResult:
     """Train one fresh network per seed on ``images`` and report test accuracy at the end of training."""
     num_classes = num_classes or test.num_classes
+    seeds = list(seeds)
+    if not seeds:
+        raise DistillError("evaluate() got no seeds; pass e.g. seeds=[0, 1, 2] (one network is trained per seed)")
     runs = []
     for seed in tqdm(seeds, disable=not progress, desc="evaluate", unit="net"):
         if callable(network):

@@ -11,20 +11,50 @@ from typing import Any
 
 import torch
 
+from distill.errors import DistillError
+
+
+class WriteError(DistillError, OSError):
+    """A file could not be written (disk full, no permission); the previous file is intact.
+
+    Also an :class:`OSError`, so callers that treat a failed write as harmless (caches) still can.
+    """
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the permissions of any file the user creates (``0666`` less the umask), not the
+    ``0600`` of the temporary file. A failed write raises :class:`WriteError` in one line.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise WriteError(f"{path} is a folder; pass the path of a file (in it, or beside it)")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
+        raise WriteError(f"could not write {path} ({exc.strerror or exc}); {kept}; free space or fix the "
+                         f"permissions and rerun (with --resume where the run has a checkpoint)") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

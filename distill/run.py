@@ -4,33 +4,35 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.config import (add_config_args, make_run_dir, preset_path, resolve_config,
-                            resolve_device, run_cli, to_toml)
+from distill.config import (add_config_args, checked, make_run_dir, preset_path, resolve_config,
+                            refuse_to_overwrite, resolve_device, run_cli, to_toml)
 from distill.data import DATASETS, load_dataset
 from distill.distributed import gather, local_device, shard, world
 from distill.errors import DistillError
 from distill.evaluate import EVAL_PROTOCOLS, TrainConfig, evaluate, protocol_setup
 from distill.io import atomic_write_text, write_json
-from distill.methods import DistillConfig, distill
+from distill.methods import DistillConfig, check_image_size, distill
+from distill.networks import list_networks
 from distill.perf import tune_allocator
 from distill.plot import downsample, plot_loss
 from distill.synthetic import SyntheticSet
 
 
 @dataclass
+@checked
 class RunConfig:
     """A distillation job: what to distill, how, and how to evaluate the result."""
 
     dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 | imagefolder",
                                                       "choices": DATASETS})
     data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
-    seed: int = field(default=0, metadata={"help": "distillation seed"})
+    seed: int = field(default=0, metadata={"help": "distillation seed", "min": 0})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
-    eval: int = field(default=0, metadata={"help": "evaluate with this many freshly trained networks"})
+    eval: int = field(default=0, metadata={"help": "evaluate with this many freshly trained networks", "min": 0})
     eval_network: str = field(default="convnet", metadata={"help": "network trained for evaluation"})
     eval_protocol: str = field(default="dm", metadata={
         "help": "dm (instancenorm ConvNet, batch 256) | official (the DataDAM code's: BatchNorm ConvNet, batch 64)",
@@ -40,17 +42,18 @@ class RunConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__)
     parser.add_argument("--preset", help="cpu | paper | smoke: configs/distill/<dataset>-ipc<ipc>-<preset>.toml")
     parser.add_argument("--config", type=Path, help="a TOML file of settings (applied after the preset)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/distill-<timestamp>)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out "
                                                               "(or the latest runs/distill-* folder)")
-    parser.add_argument("--eval-epochs", type=int, help="epochs of each evaluation network")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
+    parser.add_argument("--eval-epochs", type=int,
+                        help=f"epochs of each evaluation network (default: {TrainConfig.epochs})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_args(parser, RunConfig)
-    add_config_args(parser, DistillConfig)
+    add_config_args(parser, RunConfig, show_defaults=True)
+    add_config_args(parser, DistillConfig, show_defaults=True)
     return parser
 
 
@@ -76,20 +79,37 @@ def find_resume_dir(out: Path | None) -> Path:
     return candidates[-1].parent
 
 
+# What a run leaves in --out: a fresh run refuses to replace it without --resume or --overwrite.
+_RUN_FILES = ("results.json", "synthetic.pt", "checkpoint.pt", "checkpoint-rank*.pt")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.resume and args.overwrite:
+        raise DistillError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
     tune_allocator()  # benchmarks/distill_speed.py: 1.1-2x per iteration on CPU
-    out = make_run_dir(find_resume_dir(args.out) if args.resume else args.out, "distill")
+    out = find_resume_dir(args.out) if args.resume else args.out
     if args.resume and (out / "config.toml").is_file() and args.config is None and args.preset is None:
         args.config = out / "config.toml"  # same settings as the interrupted run unless told otherwise
     cfg = load_config(args)
+    previous = refuse_to_overwrite(out, _RUN_FILES, resume=args.resume, overwrite=args.overwrite)
     rank, size = world()
     device = local_device(resolve_device(cfg.device))
+    if cfg.eval > 0 and cfg.eval_network not in list_networks():
+        raise DistillError(f"unknown --eval-network {cfg.eval_network!r}; choose one of {', '.join(list_networks())}")
+    # Everything the run needs is read before the first iteration, not after an hour of distilling.
+    train = load_dataset(cfg.dataset, "train", data_root=cfg.data_root)
+    test = load_dataset(cfg.dataset, "test", data_root=cfg.data_root) if cfg.eval > 0 else None
+    check_image_size(cfg.distill.resolved(), train.image_shape)
+    out = make_run_dir(out, "distill")
     if rank == 0:
+        for path in previous if args.overwrite else []:
+            if not path.name.startswith("checkpoint"):  # checkpoints are not read without --resume, only replaced
+                path.unlink(missing_ok=True)
+        if args.resume and not any(out.glob("checkpoint*.pt")):
+            print(f"no checkpoint in {out}: starting fresh", file=sys.stderr)
         atomic_write_text(out / "config.toml", to_toml(cfg))
 
-    train = load_dataset(cfg.dataset, "train", data_root=cfg.data_root)
-    started = time.perf_counter()
     synthetic = distill_sharded(train, cfg, device, out, rank=rank, size=size, resume=args.resume,
                                 progress=not args.quiet and rank == 0)
     if rank != 0:
@@ -103,12 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "dataset": cfg.dataset, "method": cfg.distill.method, "variant": cfg.distill.variant,
         "ipc": cfg.distill.ipc, "classes": synthetic.class_ids, "images": len(synthetic), "bytes": synthetic.num_bytes,
-        "iterations": synthetic.iterations, "seconds": time.perf_counter() - started,
+        "iterations": synthetic.iterations, "seconds": synthetic.seconds,  # summed over --resume
         "seconds_per_iteration": (synthetic.seconds / synthetic.iterations) if synthetic.iterations else None,
         "seed": cfg.seed, "device": str(device), "loss_curve": downsample(curve), "accuracy": None,
     }
-    if cfg.eval > 0:
-        test = load_dataset(cfg.dataset, "test", data_root=cfg.data_root)
+    if test is not None:
         train_cfg, net_kwargs = protocol_setup(cfg.eval_protocol, cfg.train)
         if not cfg.eval_network.startswith("convnet"):
             net_kwargs = {}  # the protocols' norm is the ConvNet's; other networks keep their own

@@ -81,6 +81,22 @@ class SyntheticSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def check_compatible(self, class_names: Sequence[str], image_shape: Sequence[int] | None = None, *,
+                         source: str = "the dataset") -> None:
+        """Raise :class:`DistillError` unless this set was made from a dataset with these classes and image shape.
+
+        A set of another dataset's classes would otherwise be trained on silently, with labels that
+        mean something else (or that the network cannot even output).
+        """
+        names = list(class_names)
+        if self.class_names != names:
+            raise DistillError(f"the synthetic set was made from {len(self.class_names)} classes "
+                               f"({', '.join(self.class_names[:3])}, ...) but {source} has {len(names)} "
+                               f"({', '.join(names[:3])}, ...); pass a set distilled from {source}")
+        if image_shape is not None and tuple(self.images.shape[1:]) != tuple(image_shape):
+            raise DistillError(f"the synthetic images are {tuple(self.images.shape[1:])} but {source}'s are "
+                               f"{tuple(image_shape)}; pass a set distilled from {source}")
+
     @property
     def num_bytes(self) -> int:
         """Memory the images take as stored (float32)."""
@@ -135,6 +151,8 @@ class SyntheticSet:
 
     def save(self, path: str | Path) -> None:
         """Write atomically (temporary file, then rename)."""
+        if Path(path).is_dir():
+            raise DistillError(f"{path} is a folder; pass a file path such as {Path(path) / 'synthetic.pt'}")
         atomic_torch_save(self.state_dict(), path)
 
     @classmethod

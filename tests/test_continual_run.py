@@ -12,6 +12,7 @@ import torch
 from continual import protocols
 from continual.benchmark import class_order
 from continual.run import main
+from distill.errors import DistillError
 
 NUM_CLASSES = 4
 
@@ -156,6 +157,9 @@ def run_cli_with(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
     (["--memory", "datadam,nope"], "unknown memory method 'nope'"),
     (["--protocol", "gdumb", "--memory", "class_balanced"], "use it with --protocol replay"),
     (["--preset", "huge"], "unknown --preset 'huge'"),
+    (["--ipc", "0"], "ipc must be at least 1, got 0"),
+    (["--seeds", "0,-1"], "seeds must be at least 0, got -1"),
+    (["--network", "resnet"], "unknown --network 'resnet'"),
 ])
 def test_user_errors_are_one_line(tiny_root, tmp_path, monkeypatch, capsys, extra, message):
     argv = args(tiny_root, tmp_path / "err")
@@ -165,3 +169,25 @@ def test_user_errors_are_one_line(tiny_root, tmp_path, monkeypatch, capsys, extr
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+
+
+def test_finished_run_is_not_replaced_silently_and_resume_sums_wall_seconds(tiny_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(args(tiny_root, out, "--memory", "random", "--seeds", "0", "--ipc", "2", "--resume")) == 0
+    assert f"no earlier run in {out} (no progress.json): starting fresh" in capsys.readouterr().err
+    config = (out / "config.toml").read_text()
+    assert "[distill]" in config and config.split("[distill]")[1].split("[")[0].count("ipc = 2") == 1
+
+    stamp = (out / "results.json").stat().st_mtime_ns
+    with pytest.raises(DistillError, match="already holds a run .*--resume.*--overwrite"):
+        main(args(tiny_root, out, "--memory", "random", "--seeds", "0", "--ipc", "2"))
+    assert (out / "results.json").stat().st_mtime_ns == stamp
+
+    progress = json.loads((out / "progress.json").read_text())
+    progress["wall_seconds"] = 1000.0  # as if the first invocation had taken that long
+    (out / "progress.json").write_text(json.dumps(progress))
+    assert main(args(tiny_root, out, "--memory", "random", "--seeds", "0,1", "--ipc", "2", "--resume")) == 0
+    assert 1000.0 < json.loads((out / "results.json").read_text())["wall_seconds"] < 1000.0 + 120
+
+    assert main(args(tiny_root, out, "--memory", "random", "--seeds", "0", "--ipc", "2", "--overwrite")) == 0
+    assert json.loads((out / "results.json").read_text())["wall_seconds"] < 120

@@ -62,3 +62,22 @@ def test_wrong_classes_for_cifar10_and_unknown_names(tmp_path):
 def test_from_tensors_rejects_mismatched_shapes():
     with pytest.raises(DistillError, match="matching tensors"):
         from_tensors(torch.zeros(3, 3, 8, 8), torch.zeros(2))
+
+
+def test_decoded_cache_sees_a_moved_and_an_edited_image(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "data"
+    for cls in ("cat", "dog"):
+        (root / "train" / cls).mkdir(parents=True)
+        for i in range(3):
+            write_png(torch.full((3, 4, 4), 10 * i, dtype=torch.uint8), str(root / "train" / cls / f"{cls}{i}.png"))
+    before = load_dataset("imagefolder", "train", data_root=root)
+    assert torch.bincount(before.labels).tolist() == [3, 3]
+    # Same file count, same first and last names: only a key over the whole listing notices.
+    (root / "train" / "cat" / "cat1.png").rename(root / "train" / "dog" / "cat1.png")
+    write_png(torch.full((3, 4, 4), 200, dtype=torch.uint8), str(root / "train" / "dog" / "dog1.png"))
+    after = load_dataset("imagefolder", "train", data_root=root)
+    assert torch.bincount(after.labels).tolist() == [2, 4]
+    dog1 = [i for i, p in enumerate(sorted((root / "train" / "dog").iterdir())) if p.name == "dog1.png"][0]
+    pixels = denormalise(after.images_of(1), after.mean, after.std)[dog1]
+    assert pixels.mul(255).round().eq(200).all()

@@ -38,6 +38,7 @@ def test_cli_writes_every_promised_file(cifar_tree, tmp_path):
     (["--dataset", "imagefolder", "--data-root", "/nonexistent/x"], "does not exist"),
     (["--preset", "huge"], "no preset"),
     (["--config", "/nonexistent.toml"], "does not exist"),
+    (["--width", "0"], "distill.width must be at least 1, got 0"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "distill.run", "--out", str(tmp_path / "o"), "--quiet", *args],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -11,10 +12,11 @@ from typing import Callable, Sequence
 import torch
 
 from distill.augment import DEFAULT_STRATEGY
-from distill.config import config_to_dict
+from distill.config import checked, config_to_dict
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.hardware import PRECISIONS, compile_available, resolve_precision
+from distill.io import write_json
 from distill.synthetic import SyntheticSet, git_revision
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ VARIANTS = {
 
 
 @dataclass
+@checked
 class DistillConfig:
     """Every knob of a distillation run; ``None`` means "the method's or variant's default"."""
 
@@ -36,18 +39,23 @@ class DistillConfig:
     variant: str = field(default="paper", metadata={"help": "datadam variant: paper (instancenorm, p=4) or "
                                                             "official (batchnorm, p=1, batch_real 64)",
                                                     "choices": tuple(VARIANTS)})
-    ipc: int = field(default=10, metadata={"help": "synthetic images per class"})
-    iterations: int = field(default=8000, metadata={"help": "optimisation steps (datadam, dm)"})
-    batch_real: int | None = field(default=None, metadata={"help": "real images per class per step"})
-    lr_img: float | None = field(default=None, metadata={"help": "image learning rate (1.0 for ipc<=50, else 10)"})
-    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the images"})
-    power: float | None = field(default=None, metadata={"help": "attention power p"})
-    norm: str | None = field(default=None, metadata={"help": "encoder norm: instancenorm | batchnorm"})
-    lambda_mmd: float | None = field(default=None, metadata={"help": "weight of the MMD term (0.01 datadam, 1 dm)"})
-    loss_scale: float | None = field(default=None, metadata={"help": "overall loss factor (100 datadam, 1 dm)"})
+    ipc: int = field(default=10, metadata={"help": "synthetic images per class", "min": 1})
+    iterations: int = field(default=8000, metadata={"help": "optimisation steps (datadam, dm)", "min": 1})
+    batch_real: int | None = field(default=None, metadata={"help": "real images per class per step "
+                                                                   "(256 paper, 64 official)", "min": 1})
+    lr_img: float | None = field(default=None, metadata={"help": "image learning rate (1.0 for ipc<=50, else 10)",
+                                                         "above": 0})
+    momentum: float = field(default=0.5, metadata={"help": "SGD momentum on the images", "min": 0, "max": 1})
+    power: float | None = field(default=None, metadata={"help": "attention power p (4 paper, 1 official)", "above": 0})
+    norm: str | None = field(default=None, metadata={"help": "encoder norm: instancenorm (paper) | "
+                                                             "batchnorm (official)"})
+    lambda_mmd: float | None = field(default=None, metadata={"help": "weight of the MMD term (0.01 datadam, 1 dm)",
+                                                             "min": 0})
+    loss_scale: float | None = field(default=None, metadata={"help": "overall loss factor (100 datadam, 1 dm)",
+                                                             "above": 0})
     init: str = field(default="real", metadata={"help": "real | noise", "choices": ("real", "noise")})
-    depth: int = field(default=3, metadata={"help": "encoder ConvNet depth"})
-    width: int = field(default=128, metadata={"help": "encoder ConvNet width"})
+    depth: int = field(default=3, metadata={"help": "encoder ConvNet depth (at most 5 for 32x32 images)", "min": 1})
+    width: int = field(default=128, metadata={"help": "encoder ConvNet width", "min": 1})
     dsa_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "DSA groups, or none"})
     precision: str = field(default="auto", metadata={
         "help": "auto (bf16 autocast where the CPU or GPU has native bf16, else fp32) | fp32 | bf16",
@@ -57,8 +65,9 @@ class DistillConfig:
                 "or a GPU is present"})
     channels_last: bool = field(default=True, metadata={"help": "channels-last layout (same math, faster on CPU)"})
     max_minutes: float | None = field(default=None, metadata={"help": "stop early after this many minutes "
-                                                                        "(a wall-clock budget; not reproducible)"})
-    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints"})
+                                                                        "(a wall-clock budget; not reproducible)",
+                                                                        "above": 0})
+    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints", "min": 0})
 
     def resolved(self, device: torch.device | str | None = None) -> "DistillConfig":
         """A copy with every ``None`` (and ``auto``) replaced by the method's, variant's or machine's value.
@@ -69,10 +78,6 @@ class DistillConfig:
             raise DistillError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.variant not in VARIANTS:
             raise DistillError(f"unknown variant {self.variant!r}; choose paper or official")
-        if self.ipc < 1:
-            raise DistillError(f"ipc must be at least 1, got {self.ipc}")
-        if self.iterations < 0:
-            raise DistillError(f"iterations must be >= 0, got {self.iterations}")
         variant = VARIANTS[self.variant] if self.method == "datadam" else VARIANTS["paper"]
         device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         is_dm = self.method == "dm"
@@ -100,6 +105,24 @@ class MethodOutput:
 _NO_EFFECT = ("compile", "channels_last", "checkpoint_minutes")
 # All that the selection methods (random, herding) read.
 _SELECTION_READS = ("method", "ipc", "depth", "width", "norm")
+
+
+# Knobs that scale the loss or its gradient: the first suspects when it becomes NaN or inf.
+_LOSS_KNOBS = ("lr_img", "momentum", "power", "lambda_mmd", "loss_scale", "precision")
+
+
+def nan_hint(config: DistillConfig) -> str:
+    """What to change when the loss is no longer finite: the loss knobs that differ from their defaults.
+
+    Blaming the image learning rate when ``--power 200`` overflowed would send a user the wrong way.
+    """
+    cfg = config.resolved()
+    default = replace(DistillConfig(), method=cfg.method, variant=cfg.variant, ipc=cfg.ipc).resolved()
+    unusual = [f"{k} {getattr(cfg, k)} (default {getattr(default, k)})" for k in _LOSS_KNOBS
+               if getattr(cfg, k) != getattr(default, k)]
+    if unusual:
+        return f"unusual settings: {', '.join(unusual)}; move them towards their defaults"
+    return "lower --lr-img or use --precision fp32"
 
 
 def list_methods() -> list[str]:
@@ -139,6 +162,14 @@ def load_or_distill(path: str | Path | None, train: ClassDataset, config: Distil
     return synthetic, False
 
 
+def check_image_size(config: DistillConfig, image_shape: Sequence[int]) -> None:
+    """Raise :class:`DistillError` if the encoder's pooling would shrink ``(C, H, W)`` images to nothing."""
+    size = min(int(s) for s in image_shape[-2:])
+    if size >> config.depth < 1:
+        raise DistillError(f"depth {config.depth} is too deep for {image_shape[-2]}x{image_shape[-1]} images: every "
+                           f"block halves them; use --depth {size.bit_length() - 1} or less")
+
+
 def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int] | None = None, seed: int = 0,
             device: torch.device | str = "cpu", progress: bool = True, checkpoint: str | Path | None = None,
             resume: bool = False, callback: Callable[[int, float], None] | None = None) -> SyntheticSet:
@@ -158,6 +189,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     """
     device = torch.device(device)
     cfg = config.resolved(device)
+    if cfg.method != "random":  # the others run a ConvNet encoder
+        check_image_size(cfg, train.image_shape)
     classes = list(range(train.num_classes)) if classes is None else [int(c) for c in classes]
     if not classes:
         raise DistillError("no classes to distill; pass at least one class id")
@@ -167,6 +200,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
                            f"({train.num_classes} classes); pass classes that are present")
     if len(set(classes)) != len(classes):
         raise DistillError(f"classes {classes} repeat; pass each class once")
+    checkpoint = Path(checkpoint) if checkpoint else None
+    before = _seconds_before(checkpoint) if resume and checkpoint is not None else 0.0
     start = time.perf_counter()
     if cfg.method in ("random", "herding"):
         from distill.methods.selection import herding, random_real
@@ -176,15 +211,60 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     else:
         from distill.methods.matching import run_matching
 
-        output = run_matching(train, classes, cfg, seed=seed, device=device, progress=progress,
-                              checkpoint=Path(checkpoint) if checkpoint else None, resume=resume, callback=callback)
+        def record_seconds() -> None:
+            if checkpoint is not None and checkpoint.is_file():
+                write_json(_seconds_file(checkpoint), {"seconds": before + time.perf_counter() - start})
+
+        saved = [_mtime(checkpoint)]
+
+        def step_done(it: int, loss: float) -> None:
+            # The checkpoint is written after this call; a new one seen here came from the step before.
+            if checkpoint is not None and _mtime(checkpoint) != saved[0]:
+                saved[0] = _mtime(checkpoint)
+                record_seconds()
+            if callback is not None:
+                callback(it, loss)
+
+        try:
+            output = run_matching(train, classes, cfg, seed=seed, device=device, progress=progress,
+                                  checkpoint=checkpoint, resume=resume, callback=step_done)
+        finally:  # also on Ctrl-C, so that a resumed run reports the time of all its parts
+            record_seconds()
     record = config_to_dict(cfg)
     record["loss_curve"] = [list(p) for p in output.loss_curve]
     return SyntheticSet(images=output.images, labels=torch.tensor(classes).repeat_interleave(cfg.ipc),
                         class_ids=classes, class_names=train.class_names, mean=train.mean, std=train.std,
                         ipc=cfg.ipc, method=cfg.method, config=record, seed=seed, iterations=output.iterations,
-                        seconds=time.perf_counter() - start, git_revision=git_revision())
+                        seconds=before + time.perf_counter() - start, git_revision=git_revision())
 
 
-__all__ = ["DistillConfig", "MethodOutput", "METHODS", "VARIANTS", "distill", "list_methods", "load_or_distill",
-           "result_key"]
+def _mtime(path: Path | None) -> int | None:
+    try:
+        return path.stat().st_mtime_ns if path is not None else None
+    except OSError:
+        return None
+
+
+def _seconds_file(checkpoint: Path) -> Path:
+    """Beside the checkpoint: the seconds spent up to it, summed over every invocation that resumed it.
+
+    Kept out of the checkpoint itself (written inside the matching loop) and brought up to date one
+    step after every checkpoint and when the run ends or is interrupted.
+    """
+    return checkpoint.with_name(checkpoint.stem + ".seconds.json")
+
+
+def _seconds_before(checkpoint: Path) -> float:
+    """Seconds the earlier invocations spent on ``checkpoint``'s run (0 when there is none to resume)."""
+    path = _seconds_file(checkpoint)
+    if not checkpoint.is_file() or not path.is_file():
+        return 0.0
+    try:
+        return float(json.loads(path.read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("ignoring unreadable %s: the reported seconds count this invocation only", path)
+        return 0.0
+
+
+__all__ = ["DistillConfig", "MethodOutput", "METHODS", "VARIANTS", "check_image_size", "distill", "list_methods",
+           "load_or_distill", "nan_hint", "result_key"]

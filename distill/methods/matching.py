@@ -25,7 +25,7 @@ from distill.augment import DSA
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.io import atomic_torch_save
-from distill.methods import DistillConfig, MethodOutput, result_key
+from distill.methods import DistillConfig, MethodOutput, nan_hint, result_key
 from distill.methods.seeds import INIT, NET, STEP, real_indices, stream
 from distill.methods.selection import random_real
 from distill.networks import ConvNet, init_parameters
@@ -96,17 +96,20 @@ def _fingerprint(cfg: DistillConfig, classes: Sequence[int], seed: int, shape: S
 
 @contextlib.contextmanager
 def _deferred_interrupt() -> Iterator[list[bool]]:
-    """Turn Ctrl-C into a flag read at the end of a step, so a checkpoint never holds half a step."""
+    """Turn Ctrl-C (and a scheduler's SIGTERM) into a flag read at the end of a step, so a checkpoint
+    never holds half a step."""
     flag = [False]
+    signals = (signal.SIGINT, signal.SIGTERM)
     try:
-        previous = signal.signal(signal.SIGINT, lambda *_: flag.__setitem__(0, True))
+        previous = {s: signal.signal(s, lambda *_: flag.__setitem__(0, True)) for s in signals}
     except ValueError:  # not the main thread: interrupts arrive as usual
         yield flag
         return
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int, device: torch.device,
@@ -181,8 +184,8 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
             optimizer.zero_grad(set_to_none=True)
             loss = step_loss(it)
             if not math.isfinite(loss):
-                raise DistillError(f"the {cfg.method} loss became {loss} at iteration {it}; lower --lr-img or use "
-                                   f"--precision fp32 (the last checkpoint is intact)")
+                raise DistillError(f"the {cfg.method} loss became {loss} at iteration {it}; {nan_hint(cfg)} "
+                                   f"(the last checkpoint is intact)")
             optimizer.step()
             done = it + 1
             curve.append((it, loss))
