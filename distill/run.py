@@ -8,17 +8,21 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from distill.config import (add_config_args, checked, make_run_dir, preset_path, resolve_config,
                             refuse_to_overwrite, resolve_device, run_cli, to_toml)
 from distill.data import DATASETS, load_dataset
 from distill.distributed import gather, local_device, shard, world
 from distill.errors import DistillError
 from distill.evaluate import EVAL_PROTOCOLS, TrainConfig, evaluate, protocol_setup
+from distill.hardware import machine_info
 from distill.io import atomic_write_text, write_json
 from distill.methods import DistillConfig, check_image_size, distill
 from distill.networks import list_networks
 from distill.perf import tune_allocator
 from distill.plot import downsample, plot_loss
+from distill.progress import JobClock, minutes, probe_eval_seconds
 from distill.synthetic import SyntheticSet
 
 
@@ -43,7 +47,9 @@ class RunConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__)
-    parser.add_argument("--preset", help="cpu | paper | smoke: configs/distill/<dataset>-ipc<ipc>-<preset>.toml")
+    parser.add_argument("--preset", help="smoke | cpu | cpu-long | paper | none: "
+                                         "configs/distill/<dataset>-ipc<ipc>-<preset>.toml, else <preset>.toml "
+                                         "(default: cpu on a CPU, paper on a GPU; none = the settings' defaults)")
     parser.add_argument("--config", type=Path, help="a TOML file of settings (applied after the preset)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/distill-<timestamp>)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out "
@@ -63,11 +69,16 @@ def load_config(args: argparse.Namespace) -> RunConfig:
     overrides["distill"] = {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillConfig)}
     overrides["train"] = {"epochs": args.eval_epochs}
     preset = None
-    if args.preset:
+    if args.preset and args.preset != "none":
         dataset = args.dataset or RunConfig.dataset
         ipc = args.ipc or DistillConfig.ipc
         preset = preset_path("distill", f"{dataset}-ipc{ipc}-{args.preset}", f"{dataset}-{args.preset}", args.preset)
     return resolve_config(RunConfig, preset_file=preset, config_file=args.config, overrides=overrides)
+
+
+def default_preset(args: argparse.Namespace) -> str:
+    """``cpu`` on a CPU and ``paper`` on a GPU: a run without ``--preset`` is sized for the machine."""
+    return "paper" if resolve_device(args.device or RunConfig.device).type == "cuda" else "cpu"
 
 
 def find_resume_dir(out: Path | None) -> Path:
@@ -91,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     out = find_resume_dir(args.out) if args.resume else args.out
     if args.resume and (out / "config.toml").is_file() and args.config is None and args.preset is None:
         args.config = out / "config.toml"  # same settings as the interrupted run unless told otherwise
+    chosen = args.preset is None and args.config is None
+    if chosen:
+        args.preset = default_preset(args)
     cfg = load_config(args)
     previous = refuse_to_overwrite(out, _RUN_FILES, resume=args.resume, overwrite=args.overwrite)
     rank, size = world()
@@ -110,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no checkpoint in {out}: starting fresh", file=sys.stderr)
         atomic_write_text(out / "config.toml", to_toml(cfg))
 
+    note = f"preset {args.preset}" + (" (chosen for this machine; --preset NAME for another)" if chosen else "")
+    clock = plan(cfg, train, test, device, out, note=note if args.preset else "") if rank == 0 else None
     synthetic = distill_sharded(train, cfg, device, out, rank=rank, size=size, resume=args.resume,
-                                progress=not args.quiet and rank == 0)
+                                progress=not args.quiet and rank == 0, clock=clock)
     if rank != 0:
         return 0
     synthetic.save(out / "synthetic.pt")
@@ -125,12 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         "ipc": cfg.distill.ipc, "classes": synthetic.class_ids, "images": len(synthetic), "bytes": synthetic.num_bytes,
         "iterations": synthetic.iterations, "seconds": synthetic.seconds,  # summed over --resume
         "seconds_per_iteration": (synthetic.seconds / synthetic.iterations) if synthetic.iterations else None,
-        "seed": cfg.seed, "device": str(device), "loss_curve": downsample(curve), "accuracy": None,
+        "seed": cfg.seed, "device": str(device), "precision": synthetic.config.get("precision"),
+        "compiled": synthetic.config.get("compile"), "machine": machine_info(device),
+        "loss_curve": downsample(curve), "accuracy": None,
     }
     if test is not None:
-        train_cfg, net_kwargs = protocol_setup(cfg.eval_protocol, cfg.train)
-        if not cfg.eval_network.startswith("convnet"):
-            net_kwargs = {}  # the protocols' norm is the ConvNet's; other networks keep their own
+        train_cfg, net_kwargs = _eval_setup(cfg)
         result = evaluate(synthetic.images, synthetic.labels, test, network=cfg.eval_network, config=train_cfg,
                           seeds=range(cfg.eval), device=device, num_classes=train.num_classes,
                           progress=not args.quiet, **net_kwargs)
@@ -142,8 +158,41 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def plan(cfg: RunConfig, train, test, device, out: Path, *, note: str = "") -> JobClock:
+    """A clock of the whole job that prints the plan once the first iterations have been timed.
+
+    The evaluation's share is measured up front on noise (:func:`probe_eval_seconds`), so the progress
+    bar's ``job_left`` covers distilling, evaluating and testing.
+    """
+    d = cfg.distill.resolved(device)
+    eval_seconds = 0.0
+    if test is not None:
+        train_cfg, net_kwargs = _eval_setup(cfg)
+        eval_seconds = cfg.eval * probe_eval_seconds(d.ipc * train.num_classes, train.image_shape, train.num_classes,
+                                                     train_cfg, test_images=len(test), network=cfg.eval_network,
+                                                     device=device, **net_kwargs)
+    if d.method in ("random", "herding"):
+        return JobClock(0, eval_seconds)
+
+    def announce(rate: float) -> None:
+        evaluation = (f", then {cfg.eval} evaluation nets x {cfg.train.epochs} epochs ~ {minutes(eval_seconds)}"
+                      if test is not None else "")
+        tqdm.write(f"plan{f' ({note})' if note else ''}: {d.method} ipc {d.ipc}, {d.iterations} iterations at {rate:.2f} s/it ({d.precision}"
+                   f"{', compiled' if d.compile else ''}) ~ {minutes(rate * d.iterations)}{evaluation}; "
+                   f"results in {out}", file=sys.stderr)
+
+    return JobClock(d.iterations, eval_seconds, announce=announce)
+
+
+def _eval_setup(cfg: RunConfig) -> tuple[TrainConfig, dict]:
+    train_cfg, net_kwargs = protocol_setup(cfg.eval_protocol, cfg.train)
+    if not cfg.eval_network.startswith("convnet"):
+        net_kwargs = {}  # the protocols' norm is the ConvNet's; other networks keep their own
+    return train_cfg, net_kwargs
+
+
 def distill_sharded(train, cfg: RunConfig, device, out: Path, *, rank: int, size: int, resume: bool,
-                    progress: bool) -> SyntheticSet:
+                    progress: bool, clock: JobClock | None = None) -> SyntheticSet:
     """Distill on this process; under torchrun, each rank takes a share of the classes.
 
     Classes are independent except through a BatchNorm encoder, so the sharded result equals the
@@ -155,16 +204,23 @@ def distill_sharded(train, cfg: RunConfig, device, out: Path, *, rank: int, size
         if rank != 0:
             return None  # type: ignore[return-value]
         return distill(train, cfg.distill, seed=cfg.seed, device=device, progress=progress,
-                       checkpoint=out / "checkpoint.pt", resume=resume)
+                       checkpoint=out / "checkpoint.pt", resume=resume, **_clock_hooks(clock))
     mine = shard(classes, rank, size)
     part = distill(train, cfg.distill, classes=mine, seed=cfg.seed, device=device, progress=progress,
-                   checkpoint=out / f"checkpoint-rank{rank}.pt", resume=resume) if mine else None
+                   checkpoint=out / f"checkpoint-rank{rank}.pt", resume=resume,
+                   **_clock_hooks(clock)) if mine else None
     parts = [p for p in gather(part, size) if p is not None]
     merged = SyntheticSet.merge(parts).subset(classes)
     merged.config["loss_curve"] = [[it, sum(p.config["loss_curve"][i][1] for p in parts)]
                                    for i, (it, _) in enumerate(parts[0].config["loss_curve"])]
     merged.seconds = max(p.seconds for p in parts)
     return merged
+
+
+def _clock_hooks(clock: JobClock | None) -> dict:
+    if clock is None:
+        return {}
+    return {"callback": lambda it, loss: clock.step(it), "postfix": clock.postfix}
 
 
 def summary(results: dict, out: Path) -> str:

@@ -172,7 +172,8 @@ def check_image_size(config: DistillConfig, image_shape: Sequence[int]) -> None:
 
 def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int] | None = None, seed: int = 0,
             device: torch.device | str = "cpu", progress: bool = True, checkpoint: str | Path | None = None,
-            resume: bool = False, callback: Callable[[int, float], None] | None = None) -> SyntheticSet:
+            resume: bool = False, callback: Callable[[int, float], None] | None = None,
+            postfix: Callable[[], dict[str, str]] | None = None) -> SyntheticSet:
     """Distill ``config.ipc`` images for each class in ``classes`` (all classes if ``None``).
 
     All randomness derives from ``(seed, class id, iteration)``, so a class gets the same images
@@ -183,6 +184,7 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
         checkpoint: file to checkpoint to (every ``checkpoint_minutes`` and on Ctrl-C) and resume from.
         resume: continue from ``checkpoint`` if it exists.
         callback: called as ``callback(iteration, loss)`` after every optimisation step.
+        postfix: extra fields for the progress bar (the job's time left, say), read after every step.
 
     Returns:
         The :class:`SyntheticSet`, with the loss curve in ``config["loss_curve"]``.
@@ -227,7 +229,7 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
 
         try:
             output = run_matching(train, classes, cfg, seed=seed, device=device, progress=progress,
-                                  checkpoint=checkpoint, resume=resume, callback=step_done)
+                                  checkpoint=checkpoint, resume=resume, callback=step_done, postfix=postfix)
         finally:  # also on Ctrl-C, so that a resumed run reports the time of all its parts
             record_seconds()
     record = config_to_dict(cfg)

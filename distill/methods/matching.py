@@ -114,7 +114,8 @@ def _deferred_interrupt() -> Iterator[list[bool]]:
 
 def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int, device: torch.device,
                  progress: bool = True, checkpoint: Path | None = None, resume: bool = False,
-                 callback: Callable[[int, float], None] | None = None) -> MethodOutput:
+                 callback: Callable[[int, float], None] | None = None,
+                 postfix: Callable[[], dict[str, str]] | None = None) -> MethodOutput:
     """Optimise ``cfg.ipc`` images per class with the DataDAM (or DM) loss; see the module docstring."""
     k, ipc = len(classes), cfg.ipc
     shape = (k * ipc, *train.image_shape)
@@ -189,7 +190,7 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
             optimizer.step()
             done = it + 1
             curve.append((it, loss))
-            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            bar.set_postfix(loss=f"{loss:.4g}", **(postfix() if postfix is not None else {}), refresh=False)
             bar.update()
             if callback is not None:
                 callback(it, loss)
