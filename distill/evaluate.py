@@ -91,7 +91,7 @@ def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: Trai
             x = dsa(images[idx], augment, siamese=False)
             loss = loss_fn(model(x), labels[idx])
             if loss_callback is not None:
-                loss_callback(float(loss))
+                loss_callback(float(loss.detach()))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
