@@ -26,7 +26,8 @@ from nas import proxies as proxies_module
 from nas.benchmark import Benchmark
 from nas.config import SearchConfig
 from nas.network import FULL_CELLS_PER_STAGE, FULL_CHANNELS, resize_images
-from nas.proxies import ProxySet, build_proxy_sets, matched_budget, proxy_resolution, run_proxy, seeded_subset
+from nas.proxies import (ProxySet, build_proxy_sets, distilled_set, matched_budget, missing_from_cache,
+                         proxy_resolution, run_proxy, seeded_subset)
 from nas.sampling import CandidateSample, draw_candidates, top20_threshold
 
 log = logging.getLogger(__name__)
@@ -289,10 +290,14 @@ def run_search(config: SearchConfig, out: Path, *, train: ClassDataset, test: Cl
     show = config.progress and world.rank == 0
     if world.rank == 0:
         atomic_write_text(out / "config.toml", to_toml(config))
-        proxies = build_proxy_sets(config, train, device=device, progress=show)
-    world.barrier()  # rank 0 distilled and cached the sets; the others now read them from the cache
-    if world.rank != 0:
-        proxies = build_proxy_sets(config, train, device=device, progress=False)
+    distilled_now = missing_from_cache(config, train)
+    world.barrier()  # every rank knows which sets are missing before any is written
+    # The missing sets are shared out over the processes (with two, DataDAM and DM distil side by side).
+    for i, method in enumerate(m for m in config.proxy if m in distilled_now):
+        if i % world.size == world.rank:
+            distilled_set(config, method, train, device=device, progress=config.progress)
+    world.barrier()  # every set is in the cache now
+    proxies = build_proxy_sets(config, train, device=device, progress=show, distilled_now=distilled_now)
     test_images, test_labels = seeded_subset(test, config.test_images, config.seed)
     resolution = proxy_resolution(config, train)
     test_images = resize_images(test_images, resolution)

@@ -92,7 +92,21 @@ class ProxyOutcome:
     diverged: bool = False
 
 
-SetBuilder = Callable[["SearchConfig", ClassDataset, dict, torch.device, bool], ProxySet]
+@dataclass(frozen=True)
+class SetContext:
+    """What a set builder gets besides the config and the data.
+
+    Attributes:
+        given: ``--synthetic`` sets by method, with their paths.
+        distilled_now: methods whose set this search distilled (maybe on another process) rather than
+            found in the cache.
+    """
+
+    given: dict[str, tuple[SyntheticSet, str]]
+    distilled_now: frozenset[str] = frozenset()
+
+
+SetBuilder = Callable[["SearchConfig", ClassDataset, SetContext, torch.device, bool], ProxySet]
 ZeroCostScore = Callable[[nn.Module, tuple[int, ...]], float]
 
 
@@ -127,7 +141,7 @@ def _register(spec: ProxySpec) -> None:
 
 
 def register_training_proxy(name: str) -> Callable[[SetBuilder], SetBuilder]:
-    """Register ``fn(config, train, given_sets, device, progress) -> ProxySet`` as training proxy ``name``."""
+    """Register ``fn(config, train, context, device, progress) -> ProxySet`` as training proxy ``name``."""
     def wrap(fn: SetBuilder) -> SetBuilder:
         _register(ProxySpec(name, ranks_by="test accuracy at the end of training (rank_by = accuracy) or minus "
                                           "TSE, the summed training loss (rank_by = tse)", build_set=fn))
@@ -259,14 +273,15 @@ def _small_set(name: str, synthetic: SyntheticSet, config: SearchConfig, train: 
                     description=f"{len(synthetic)} images: {what}, {epochs} epochs")
 
 
-def _distilled(method: str, config: SearchConfig, train: ClassDataset, given: dict, device: torch.device,
+def _distilled(method: str, config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
                progress: bool) -> ProxySet:
-    if method in given:
-        synthetic, path = given[method]
+    if method in context.given:
+        synthetic, path = context.given[method]
         check_set(synthetic, train, path)
         return _small_set(method, synthetic, config, train, f"{method} set from {path} (ipc {synthetic.ipc})",
                           distill_seconds=synthetic.seconds, cached=True)
     synthetic, cached = distilled_set(config, method, train, device=device, progress=progress)
+    cached = cached and method not in context.distilled_now
     check_set(synthetic, train, f"({method}, {'cached' if cached else 'distilled now'})")
     what = (f"{method} set, ipc {config.ipc}, {synthetic.iterations} iterations "
             f"({'cached' if cached else 'distilled now'}, distillation took {synthetic.seconds / 60:.1f} min)")
@@ -275,23 +290,24 @@ def _distilled(method: str, config: SearchConfig, train: ClassDataset, given: di
 
 
 @register_training_proxy("datadam")
-def _datadam_set(config: SearchConfig, train: ClassDataset, given: dict, device: torch.device,
+def _datadam_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
                  progress: bool) -> ProxySet:
-    return _distilled("datadam", config, train, given, device, progress)
+    return _distilled("datadam", config, train, context, device, progress)
 
 
 @register_training_proxy("dm")
-def _dm_set(config: SearchConfig, train: ClassDataset, given: dict, device: torch.device, progress: bool) -> ProxySet:
-    return _distilled("dm", config, train, given, device, progress)
+def _dm_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
+            progress: bool) -> ProxySet:
+    return _distilled("dm", config, train, context, device, progress)
 
 
 @register_training_proxy("random")
-def _random_set(config: SearchConfig, train: ClassDataset, given: dict, device: torch.device,
+def _random_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
                 progress: bool) -> ProxySet:
     from distill.methods import DistillConfig, distill
 
-    if "random" in given:
-        synthetic, path = given["random"]
+    if "random" in context.given:
+        synthetic, path = context.given["random"]
         check_set(synthetic, train, path)
         return _small_set("random", synthetic, config, train, f"random set from {path} (ipc {synthetic.ipc})")
     start = time.perf_counter()
@@ -302,7 +318,7 @@ def _random_set(config: SearchConfig, train: ClassDataset, given: dict, device: 
 
 
 @register_training_proxy("random-matched")
-def _random_matched_set(config: SearchConfig, train: ClassDataset, given: dict, device: torch.device,
+def _random_matched_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
                         progress: bool) -> ProxySet:
     budget = matched_budget(config, train.num_classes)
     images, labels = seeded_subset(train, min(budget, len(train)), config.seed)
@@ -313,7 +329,7 @@ def _random_matched_set(config: SearchConfig, train: ClassDataset, given: dict, 
 
 
 @register_training_proxy("early-stop")
-def _early_stop_set(config: SearchConfig, train: ClassDataset, given: dict, device: torch.device,
+def _early_stop_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
                     progress: bool) -> ProxySet:
     images, labels = seeded_subset(train, config.early_stop_images, config.seed)
     what = "whole training set" if len(images) == len(train) else f"seeded subset (seed {config.seed})"
@@ -332,15 +348,30 @@ def _params_score(model: nn.Module, input_shape: tuple[int, ...]) -> float:
     return parameter_count(model)
 
 
+def sets_to_distill(config: SearchConfig) -> list[str]:
+    """The distilled proxies of ``config`` that no ``--synthetic`` file serves."""
+    given = {SyntheticSet.load(path).method for path in config.synthetic}
+    return [name for name in config.proxy if name in ("datadam", "dm") and name not in given]
+
+
+def missing_from_cache(config: SearchConfig, train: ClassDataset) -> frozenset[str]:
+    """The sets of :func:`sets_to_distill` that are not cached yet (they will be distilled now)."""
+    return frozenset(m for m in sets_to_distill(config) if not _cache_file(config, m, train).is_file())
+
+
 def build_proxy_sets(config: SearchConfig, train: ClassDataset, *, device: torch.device,
-                     progress: bool = True) -> dict[str, ProxySet]:
-    """What every proxy in ``config.proxy`` needs (distilling or loading sets as needed), in that order."""
-    given = load_synthetic_files(list(config.synthetic), list(config.proxy))
+                     progress: bool = True, distilled_now: frozenset[str] = frozenset()) -> dict[str, ProxySet]:
+    """What every proxy in ``config.proxy`` needs (distilling or loading sets as needed), in that order.
+
+    Args:
+        distilled_now: sets this search distilled into the cache before the call (reported as not cached).
+    """
+    context = SetContext(load_synthetic_files(list(config.synthetic), list(config.proxy)), distilled_now)
     sets: dict[str, ProxySet] = {}
     for name in config.proxy:
         spec = get_proxy(name)
         if spec.trains:
-            sets[name] = spec.build_set(config, train, given, device, progress)
+            sets[name] = spec.build_set(config, train, context, device, progress)
         else:
             sets[name] = ProxySet(name, None, None, 0, input_shape=tuple(train.images.shape[1:]),
                                   description=f"zero-cost: {spec.ranks_by}; no training data")

@@ -327,3 +327,20 @@ def test_distilled_set_is_cached_and_reused(tmp_path, monkeypatch):
                                                                                       "batch_real": 2}),
                                   "dm", train, device=torch.device("cpu"), progress=False)
     assert not cached and len(calls) == 2
+
+
+def test_distillation_minutes_are_reported_apart_and_the_cache_is_shared(tmp_path):
+    config = _config(proxy=["dm", "random"], cache_dir=str(tmp_path / "cache"),
+                     distill={"iterations": 1, "batch_real": 2})
+    first = experiment.run_search(config, tmp_path / "a", train=_tiny(4, 0), test=_tiny(2, 1),
+                                  benchmark=load_benchmark())
+    dm = first["summary"]["dm"]
+    assert dm["distill_cached"] is False and dm["distill_minutes"] > 0
+    assert dm["total_minutes"] == pytest.approx(dm["proxy_minutes"] + dm["distill_minutes"])
+    assert first["summary"]["random"]["distill_minutes"] == 0
+    other_space = _config(proxy=["dm", "random"], cache_dir=str(tmp_path / "cache"), space="full",
+                          distill={"iterations": 1, "batch_real": 2})
+    again = experiment.run_search(other_space, tmp_path / "b", train=_tiny(4, 0), test=_tiny(2, 1),
+                                  benchmark=load_benchmark())
+    assert again["summary"]["dm"]["distill_cached"] is True
+    assert again["summary"]["dm"]["distill_minutes"] == pytest.approx(dm["distill_minutes"])
