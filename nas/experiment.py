@@ -391,11 +391,11 @@ def format_summary(results: dict) -> str:
             notes.append(f"{name}: {s['diverged']} of {s['candidates']} candidates diverged (non-finite training "
                          "loss, weights or outputs; lower --lr); they rank last")
     sampling = results.get("sampling", {})
+    training = [s["ranks_by"] for s in results["summary"].values() if s["ranks_by"] != "zero-cost score"]
     lines.append(f"{results['num_finished']} candidates ({sampling.get('uniform', '?')} uniform, "
                  f"{sampling.get('oversampled', 0)} added from the top quintile; {sampling.get('top20', '?')} in the "
-                 "top 20 %). rho ranks by proxy_score (training proxies: "
-                 f"{next((s['ranks_by'] for s in results['summary'].values() if s['ranks_by'] != 'zero-cost score'), 'accuracy')}); "
-                 "rho TSE by minus the summed training loss.")
+                 f"top 20 %). rho ranks by proxy_score (training proxies: {training[0] if training else 'accuracy'}, "
+                 "zero-cost ones: their score); rho TSE by minus the summed training loss.")
     lines.append("95% CI: bootstrap over candidates; minus random/synflow: paired bootstrap of rho - rho(other) "
                  "(an interval holding 0 does not tell the two apart)")
     return "\n".join(lines + notes)

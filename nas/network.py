@@ -154,7 +154,8 @@ def resize_images(images: Tensor, resolution: int) -> Tensor:
     """``images`` (N, C, H, W) at ``resolution`` x ``resolution``: area averaging when shrinking
     (32 -> 16 is a 2x2 average pool), bilinear when enlarging, unchanged at their own size."""
     if resolution < 1:
-        raise DistillError(f"the proxy resolution must be at least 1 pixel, got {resolution}; pass --resolution 8 or more")
+        raise DistillError(f"the proxy resolution must be at least 1 pixel, got {resolution}; "
+                           "pass --resolution 8 or more")
     if images.shape[-2:] == (resolution, resolution):
         return images
     if resolution < min(images.shape[-2:]):
