@@ -344,3 +344,12 @@ def test_distillation_minutes_are_reported_apart_and_the_cache_is_shared(tmp_pat
                                   benchmark=load_benchmark())
     assert again["summary"]["dm"]["distill_cached"] is True
     assert again["summary"]["dm"]["distill_minutes"] == pytest.approx(dm["distill_minutes"])
+
+
+def test_images_seen_budget_sets_the_epochs_and_the_matched_subset():
+    from nas.proxies import matched_budget, set_epochs
+
+    assert set_epochs(_config(epochs=7), 100) == 7  # no budget: train.epochs
+    assert set_epochs(_config(images_seen=4000), 100) == 40
+    assert matched_budget(_config(ipc=10, epochs=40), 10) == 4000
+    assert matched_budget(_config(ipc=10, images_seen=4000, epochs=3), 10) == 4000
