@@ -8,7 +8,7 @@ seeded real training images seen once at ``resolution`` (the ``random-matched`` 
 recipe (NB201 SGD, cosine over the run, DSA, BatchNorm recalibration), and is tested on seeded real test
 images. Reported per setting: measured seconds per training image (training alone) and per candidate
 (training + BatchNorm pass + test), Spearman ρ of test accuracy and of minus TSE against the true
-accuracy, and the seconds of the same candidates' synflow and #params on the full-size network.
+accuracy, and the seconds of the same candidates' synflow, #params and naswot on the full-size network.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--zero-cost", action="store_true", help="also time synflow and #params on the candidates")
+    parser.add_argument("--zero-cost", action="store_true",
+                        help="also time synflow, #params and naswot on the candidates")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
@@ -83,8 +84,9 @@ def main() -> None:
         print(json.dumps(out["settings"][-1]), flush=True)
     if args.zero_cost:
         config = SearchConfig(proxy=["synflow"], device="cpu", progress=False)
-        for name in ("synflow", "params"):
-            proxy = ProxySet(name, None, None, 0, input_shape=tuple(train.images.shape[1:]))
+        probe, _ = seeded_subset(train, config.probe_images, args.seed)
+        for name in ("synflow", "params", "naswot"):
+            proxy = ProxySet(name, None, None, 0, probe=probe)
             start = time.perf_counter()
             scores = [run_proxy(a, proxy, test_images, test_labels, config, num_classes=10, seed=i,
                                 device=device).score for i, a in enumerate(archs)]

@@ -21,7 +21,7 @@ from distill.methods import DistillConfig
 from nas.sampling import SPACES
 
 #: The default proxies: every registered one (see ``nas.proxies.list_proxies``).
-DEFAULT_PROXIES = ("datadam", "dm", "random", "random-matched", "early-stop", "synflow", "params")
+DEFAULT_PROXIES = ("datadam", "dm", "random", "random-matched", "early-stop", "synflow", "params", "naswot")
 
 #: What a training proxy ranks candidates by (zero-cost proxies rank by their own score).
 RANK_BY = ("accuracy", "tse")
@@ -62,6 +62,8 @@ class SearchConfig:
     images_seen: int = field(default=0, metadata={
         "help": "training-image passes per candidate on the small sets, setting their epochs and the "
                 "random-matched subset (0 = set size x train.epochs)"})
+    probe_images: int = field(default=128, metadata={
+        "help": "real training images (a seeded batch) that data-dependent zero-cost proxies (naswot) read"})
     rank_by: str = field(default="accuracy", metadata={
         "help": "what training proxies rank by: accuracy (test accuracy) | tse (minus the summed training loss)",
         "choices": RANK_BY})
@@ -112,7 +114,7 @@ class SearchConfig:
             raise DistillError(f"--proxy lists a proxy twice ({','.join(self.proxy)}); name each once")
         if self.rank_by not in RANK_BY:
             raise DistillError(f"unknown --rank-by {self.rank_by!r}; use one of {', '.join(RANK_BY)}")
-        for name in ("num_archs", "ipc", "early_stop_epochs", "top_k", "channels", "cells_per_stage"):
+        for name in ("num_archs", "ipc", "early_stop_epochs", "top_k", "channels", "cells_per_stage", "probe_images"):
             if getattr(self, name) < 1:
                 raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         for name in ("seed", "early_stop_images", "test_images", "bn_recalibrate_images", "threads", "images_seen",

@@ -9,9 +9,10 @@ with the same recipe, and records both the test accuracy and TSE (the summed tra
 * ``random-matched``: on as many real images as the same number of image passes allows, each seen once.
 * ``early-stop``: on the real training set (all, or a seeded subset) for a few epochs.
 
-Zero-cost proxies score the full-size network at initialisation, with no training data:
+Zero-cost proxies score the full-size network at initialisation, without training:
 
-* ``synflow`` (Abdelfattah et al., ICLR 2021) and ``params`` (the number of parameters).
+* ``synflow`` (Abdelfattah et al., ICLR 2021) and ``params`` (the number of parameters), with no data;
+* ``naswot`` (Mellor et al., ICML 2021), from one seeded batch of real training images.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from distill.errors import DistillError
 from distill.evaluate import test_accuracy, train_network
 from distill.synthetic import SyntheticSet
 from nas.network import build_network, resize_images
-from nas.zero_cost import parameter_count, synflow
+from nas.zero_cost import naswot, parameter_count, synflow
 
 if TYPE_CHECKING:
     from nas.config import SearchConfig
@@ -51,7 +52,8 @@ class ProxySet:
         distill_seconds: the distillation time the set cost when it was made (cached or not).
         cached: whether a distilled set came from the cache.
         description: one line saying what the set is (for results.json).
-        input_shape: the image shape a zero-cost proxy scores the network at.
+        probe: for a zero-cost proxy, a seeded batch of real training images at the dataset's resolution
+            (``naswot`` reads it; ``synflow`` and ``params`` only its shape).
     """
 
     name: str
@@ -62,7 +64,7 @@ class ProxySet:
     distill_seconds: float = 0.0
     cached: bool = False
     description: str = ""
-    input_shape: tuple[int, ...] = ()
+    probe: Tensor | None = None
 
     @property
     def trains(self) -> bool:
@@ -107,7 +109,7 @@ class SetContext:
 
 
 SetBuilder = Callable[["SearchConfig", ClassDataset, SetContext, torch.device, bool], ProxySet]
-ZeroCostScore = Callable[[nn.Module, tuple[int, ...]], float]
+ZeroCostScore = Callable[[nn.Module, Tensor], float]
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def register_training_proxy(name: str) -> Callable[[SetBuilder], SetBuilder]:
 
 
 def register_zero_cost_proxy(name: str, ranks_by: str) -> Callable[[ZeroCostScore], ZeroCostScore]:
-    """Register ``fn(model, input_shape) -> float`` (higher = better) as zero-cost proxy ``name``."""
+    """Register ``fn(model, probe_images) -> float`` (higher = better) as zero-cost proxy ``name``."""
     def wrap(fn: ZeroCostScore) -> ZeroCostScore:
         _register(ProxySpec(name, ranks_by=ranks_by, zero_cost=fn))
         return fn
@@ -339,13 +341,19 @@ def _early_stop_set(config: SearchConfig, train: ClassDataset, context: SetConte
 
 
 @register_zero_cost_proxy("synflow", "synflow score of the full-size network at initialisation (higher = better)")
-def _synflow_score(model: nn.Module, input_shape: tuple[int, ...]) -> float:
-    return synflow(model, input_shape)
+def _synflow_score(model: nn.Module, probe: Tensor) -> float:
+    return synflow(model, tuple(probe.shape[1:]))
 
 
 @register_zero_cost_proxy("params", "number of parameters of the full-size network (more = better)")
-def _params_score(model: nn.Module, input_shape: tuple[int, ...]) -> float:
+def _params_score(model: nn.Module, probe: Tensor) -> float:
     return parameter_count(model)
+
+
+@register_zero_cost_proxy("naswot", "NASWOT log|K_H| of the full-size network's ReLU codes on a seeded batch of "
+                                    "real training images at initialisation (higher = better)")
+def _naswot_score(model: nn.Module, probe: Tensor) -> float:
+    return naswot(model, probe)
 
 
 def sets_to_distill(config: SearchConfig) -> list[str]:
@@ -373,7 +381,8 @@ def build_proxy_sets(config: SearchConfig, train: ClassDataset, *, device: torch
         if spec.trains:
             sets[name] = spec.build_set(config, train, context, device, progress)
         else:
-            sets[name] = ProxySet(name, None, None, 0, input_shape=tuple(train.images.shape[1:]),
+            probe, _ = seeded_subset(train, config.probe_images, config.seed)
+            sets[name] = ProxySet(name, None, None, 0, probe=probe,
                                   description=f"zero-cost: {spec.ranks_by}; no training data")
     return sets
 
@@ -441,8 +450,8 @@ def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tens
 
     start = time.perf_counter()
     if not proxy.trains:
-        model = make_candidate(arch, num_classes, in_channels=proxy.input_shape[0], seed=seed)
-        score = float(get_proxy(proxy.name).zero_cost(model, proxy.input_shape))
+        model = make_candidate(arch, num_classes, in_channels=proxy.probe.shape[1], seed=seed).to(device)
+        score = float(get_proxy(proxy.name).zero_cost(model, proxy.probe.to(device)))
         return ProxyOutcome(score=score, accuracy=None, tse=None, seconds=time.perf_counter() - start,
                             train_seconds=0.0, images_seen=0)
     model = make_candidate(arch, num_classes, in_channels=proxy.images.shape[1], seed=seed, channels=config.channels,

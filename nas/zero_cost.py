@@ -1,4 +1,4 @@
-"""Zero-cost proxies: score an untrained network from its weights alone, with no training data."""
+"""Zero-cost proxies: score an untrained network from its weights (and, for NASWOT, one batch of images)."""
 
 from __future__ import annotations
 
@@ -47,3 +47,31 @@ def synflow(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> flo
         if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.weight.grad is not None:
             score += float((layer.weight.detach() * layer.weight.grad).abs().sum())
     return score
+
+
+@torch.no_grad()
+def naswot(model: nn.Module, images: torch.Tensor) -> float:
+    """NASWOT (Mellor et al., ICML 2021): log |det K_H| for one batch of ``images``.
+
+    Every ReLU's input is binarised (x > 0) per image into a code c; K_H[i, j] sums, over the ReLUs,
+    the number of units where images i and j agree (N_A minus the Hamming distance of their codes).
+    The network runs on a copy in training mode (batch statistics), so ``model`` is left unchanged.
+    A singular K_H (two images with identical codes everywhere) scores -inf as in the paper's code;
+    here it is returned as the lowest finite float so results stay valid JSON.
+    """
+    net = copy.deepcopy(model).train()
+    kernel = torch.zeros(len(images), len(images), dtype=torch.float64, device=images.device)
+
+    def accumulate(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        codes = (inputs[0].detach().flatten(1) > 0).double()
+        kernel.add_(codes @ codes.T).add_((1 - codes) @ (1 - codes).T)
+
+    hooks = [m.register_forward_pre_hook(accumulate) for m in net.modules() if isinstance(m, nn.ReLU)]
+    try:
+        net(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    sign, logdet = torch.linalg.slogdet(kernel)
+    value = float(logdet)
+    return value if sign > 0 and value != float("-inf") else -1.7976931348623157e308

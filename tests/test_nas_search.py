@@ -49,7 +49,7 @@ def test_tiny_run_writes_results(tmp_path, tiny_synthetic):
     from scipy import stats
 
     out = tmp_path / "run"
-    proxies = ["datadam", "random", "random-matched", "early-stop", "synflow", "params"]
+    proxies = ["datadam", "random", "random-matched", "early-stop", "synflow", "params", "naswot"]
     config = _config(synthetic=[str(tiny_synthetic)], proxy=proxies, space="full", num_archs=4, top_fraction=0.75,
                      epochs=2)
     results = experiment.run_search(config, out, train=_tiny(4, 0), test=_tiny(2, 1), benchmark=load_benchmark())

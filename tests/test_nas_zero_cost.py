@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from nas.network import build_network
-from nas.zero_cost import parameter_count, synflow
+from nas.zero_cost import naswot, parameter_count, synflow
 
 
 def _tiny() -> nn.Sequential:
@@ -44,3 +46,24 @@ def test_synflow_on_nb201_cells_needs_no_data_and_orders_obvious_cases():
     assert all(0 < s < float("inf") for s in scores.values())
     assert scores[conv] > scores[pool]
     assert parameter_count(build_network(conv)) == 1_531_546
+
+
+def test_naswot_hand_checked_value():
+    # One ReLU; codes (x > 0) of the two images: (1, 0, 1) and (1, 1, 0). K_H = N_A - Hamming distance:
+    # [[3, 1], [1, 3]], so log det = log 8.
+    images = torch.tensor([[1.0, -1.0, 2.0], [1.0, 1.0, -3.0]])
+    assert naswot(nn.Sequential(nn.ReLU()), images) == pytest.approx(math.log(8.0))
+    # Two ReLUs add their kernels: the second sees the first's output, codes (1, 0, 1) and (1, 1, 0) again.
+    assert naswot(nn.Sequential(nn.ReLU(), nn.ReLU()), images) == pytest.approx(math.log(36.0 - 4.0))
+    # Identical codes make K_H singular: the lowest score, still a finite float.
+    same = torch.tensor([[1.0, -1.0], [2.0, -5.0]])
+    assert naswot(nn.Sequential(nn.ReLU()), same) == -1.7976931348623157e308
+
+
+def test_naswot_leaves_the_model_unchanged_and_scores_nb201_cells():
+    torch.manual_seed(0)
+    model = build_network("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    score = naswot(model, torch.randn(16, 3, 32, 32))
+    assert math.isfinite(score) and score > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics untouched
