@@ -122,11 +122,14 @@ def _minus_tse(row: dict) -> float | None:
 
 
 def summarise(rows: Sequence[dict], proxies: dict[str, ProxySet], config: SearchConfig, *,
-              whole_dataset_images: int, top20_threshold: float, full_network: bool) -> dict[str, dict]:
+              whole_dataset_images: int, top20_threshold: float, full_network: bool,
+              intervals: bool = True) -> dict[str, dict]:
     """Per-proxy ranking quality and cost over the candidates that every listed proxy finished.
 
     ρ and τ are reported on the whole sample, on its top-20 % part (true accuracy at or above the
     table's 80th percentile) and on its uniformly drawn part (oversampling bends ρ on the whole sample).
+    ``intervals=False`` leaves the bootstrap intervals out (null): they cost seconds, too much to
+    recompute after every candidate.
     """
     summary: dict[str, dict] = {}
     by_proxy = {name: [r for r in rows if r["proxy"] == name] for name in proxies}
@@ -148,7 +151,7 @@ def summarise(rows: Sequence[dict], proxies: dict[str, ProxySet], config: Search
             "diverged": sum(bool(r["diverged"]) for r in mine),
             "spearman": rho,
             "spearman_why": metrics.undefined_reason(scores, true_acc),
-            "spearman_ci95": metrics.spearman_interval(ranked, true_acc, seed=config.seed),
+            "spearman_ci95": metrics.spearman_interval(ranked, true_acc, seed=config.seed) if intervals else None,
             "kendall": tau,
             "spearman_top20": rho_top,
             "kendall_top20": tau_top,
@@ -157,9 +160,10 @@ def summarise(rows: Sequence[dict], proxies: dict[str, ProxySet], config: Search
             "kendall_uniform": tau_uniform,
             "uniform_candidates": len(uniform),
             "spearman_minus_random_ci95": (_paired_difference(mine, by_proxy["random"], config.seed)
-                                           if name != "random" and by_proxy.get("random") else None),
+                                           if intervals and name != "random" and by_proxy.get("random") else None),
             "spearman_minus_synflow_ci95": (_paired_difference(mine, by_proxy["synflow"], config.seed)
-                                            if name != "synflow" and by_proxy.get("synflow") else None),
+                                            if intervals and name != "synflow" and by_proxy.get("synflow")
+                                            else None),
             "top1_true_accuracy": metrics.top1_true_accuracy(ranked, true_acc),
             "top1_arch": mine[metrics.top1(ranked, true_acc)]["arch"],
             "regret": metrics.regret(ranked, true_acc),
@@ -209,7 +213,7 @@ def _write_results(out: Path, rows: list[dict], proxies: dict[str, ProxySet], co
     ranked = [r for r in rows if r["arch"] in done]
     threshold = top20_threshold(benchmark, dataset=config.dataset)
     summary = summarise(ranked, proxies, config, whole_dataset_images=whole_dataset_images,
-                        top20_threshold=threshold, full_network=full_network)
+                        top20_threshold=threshold, full_network=full_network, intervals=complete)
     results = {
         "complete": complete,
         "space": config.space,
@@ -235,6 +239,7 @@ def _write_results(out: Path, rows: list[dict], proxies: dict[str, ProxySet], co
             "uniform": "the candidate belongs to the uniform draw (false: added by top-quintile oversampling)",
             "spearman_top20": "on the candidates whose true accuracy is at or above top20_threshold",
             "spearman_uniform": "on the uniformly drawn candidates only",
+            "spearman_ci95": "bootstrap intervals are computed when the search is complete (null before)",
             "proxy_minutes": "measured wall time of scoring all candidates with the proxy (training, BatchNorm "
                              "pass, test; distillation not included, see distill_minutes)",
             "distill_minutes": "measured wall time of distilling the proxy's set when it was made (also when "
