@@ -353,3 +353,19 @@ def test_images_seen_budget_sets_the_epochs_and_the_matched_subset():
     assert set_epochs(_config(images_seen=4000), 100) == 40
     assert matched_budget(_config(ipc=10, epochs=40), 10) == 4000
     assert matched_budget(_config(ipc=10, images_seen=4000, epochs=3), 10) == 4000
+
+
+def test_bootstrap_intervals_only_in_the_final_results(tmp_path, monkeypatch, tiny_synthetic):
+    calls = []
+    real = experiment.metrics.spearman_interval
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(experiment.metrics, "spearman_interval", counting)
+    config = _config(synthetic=[str(tiny_synthetic)], proxy=["datadam", "params"], num_archs=3)
+    results = experiment.run_search(config, tmp_path / "run", train=_tiny(4, 0), test=_tiny(2, 1),
+                                    benchmark=load_benchmark())
+    assert len(calls) == 2  # one per proxy, in the final write; none after each of the 3 candidates
+    assert results["summary"]["datadam"]["spearman_ci95"] is not None
