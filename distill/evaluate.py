@@ -73,11 +73,12 @@ class EvalResult:
 
 
 def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,
-                  device: torch.device | str = "cpu", progress: bool = False) -> nn.Module:
+                  device: torch.device | str = "cpu", progress: bool = False,
+                  loss_callback: Callable[[float], None] | None = None) -> nn.Module:
     """Train ``model`` in place from the weights it has; returns it in eval mode.
 
     Shuffling and augmentation come from ``seed``; the end-of-training weights are returned (no
-    early stopping on test data).
+    early stopping on test data). ``loss_callback`` is called with every minibatch's training loss.
     """
     if len(images) == 0:
         raise DistillError("cannot train on an empty set; the memory or synthetic set holds no images")
@@ -108,6 +109,8 @@ def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: Trai
             idx = order[start:start + config.batch_size]
             x = dsa(images[idx], augment, siamese=False)
             loss = loss_fn(model(x), labels[idx])
+            if loss_callback is not None:
+                loss_callback(float(loss.detach()))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -2,9 +2,10 @@
 
 from nas.archs import OPS, canonical_arch, isomorphism_key, parse_arch
 from nas.benchmark import Benchmark, load_benchmark
-from nas.config import PROXIES, SearchConfig
+from nas.config import SearchConfig
 from nas.network import build_network
-from nas.sampling import SPACES, sample_candidates
+from nas.proxies import get_proxy, list_proxies
+from nas.sampling import SPACES, draw_candidates, sample_candidates
 
-__all__ = ["OPS", "PROXIES", "SPACES", "Benchmark", "SearchConfig", "build_network", "canonical_arch",
-           "isomorphism_key", "load_benchmark", "parse_arch", "sample_candidates"]
+__all__ = ["OPS", "SPACES", "Benchmark", "SearchConfig", "build_network", "canonical_arch", "draw_candidates",
+           "get_proxy", "isomorphism_key", "list_proxies", "load_benchmark", "parse_arch", "sample_candidates"]

@@ -1,30 +1,49 @@
 """The typed settings of a NAS-Bench-201 proxy search: the single source of defaults.
 
-Defaults follow the paper protocol (DM/DataDAM: 50 images per class, 200 epochs per
-candidate; NAS-Bench-201's recipe: SGD Nesterov, lr 0.1 cosine, weight decay 5e-4). The TOML
-presets in ``configs/nas/`` and the command-line flags override single fields.
+Defaults follow the paper protocol (DM/DataDAM: 50 images per class, 200 epochs per candidate on the
+benchmark's full-size network; NAS-Bench-201's recipe: SGD Nesterov, lr 0.1 cosine, weight decay 5e-4,
+batch 256). The TOML presets in ``configs/nas/`` (with ``[train]`` and ``[distill]`` tables) and the
+command-line flags override single fields; :func:`resolve_search_config` applies them in that order.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from distill.augment import DEFAULT_STRATEGY
+from distill.config import config_to_dict, from_dict, read_toml
 from distill.errors import DistillError
+from distill.evaluate import TrainConfig
+from distill.methods import DistillConfig
 from nas.sampling import SPACES
 
-PROXIES = ("datadam", "dm", "random", "early-stop")
+#: The default proxies: every registered one (see ``nas.proxies.list_proxies``).
+DEFAULT_PROXIES = ("datadam", "dm", "random", "random-matched", "early-stop", "synflow", "params", "naswot")
 
-#: Proxies that train on a small set of ``ipc`` images per class (the rest train on real data).
-SET_PROXIES = ("datadam", "dm", "random")
+#: What a training proxy ranks candidates by (zero-cost proxies rank by their own score).
+RANK_BY = ("accuracy", "tse")
+
+
+def nb201_train_config(**overrides: Any) -> TrainConfig:
+    """NAS-Bench-201's training recipe (SGD Nesterov, lr 0.1 cosine to 0, wd 5e-4, batch 256, 200
+    epochs) with DSA and channels-last, as a :class:`TrainConfig`; ``overrides`` replace fields."""
+    base = TrainConfig(epochs=200, batch_size=256, lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True,
+                       schedule="cosine", dsa=True, channels_last=True)
+    return dataclasses.replace(base, **overrides)
 
 
 @dataclass
 class SearchConfig:
     space: str = field(default="top20", metadata={"help": "candidate space: full | top20"})
     num_archs: int = field(default=100, metadata={"help": "candidates (distinct up to isomorphism)"})
-    proxy: list[str] = field(default_factory=lambda: list(PROXIES),
-                             metadata={"help": "proxies to rank with: datadam,dm,random,early-stop"})
+    top_fraction: float = field(default=0.0, metadata={
+        "help": "at least this fraction of the candidates comes from the top quintile of true accuracy: a "
+                "uniform draw topped up with seeded top-quintile draws (0 = uniform only)"})
+    proxy: list[str] = field(default_factory=lambda: list(DEFAULT_PROXIES), metadata={
+        "help": "proxies to rank with: " + ",".join(DEFAULT_PROXIES)})
     seed: int = field(default=0, metadata={"help": "seed of the candidate sample, subsets, distillation, training"})
     dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 (true accuracies from the table)"})
     data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
@@ -33,16 +52,21 @@ class SearchConfig:
     synthetic: list[str] = field(default_factory=list, metadata={
         "help": "synthetic set file(s) to use instead of distilling; each serves the proxy named by its method"})
     ipc: int = field(default=50, metadata={"help": "images per class of the datadam/dm/random proxy sets"})
-    epochs: int = field(default=200, metadata={"help": "training epochs of a candidate on a proxy set"})
-    batch_size: int = field(default=256, metadata={"help": "training batch size"})
-    lr: float = field(default=0.1, metadata={"help": "initial learning rate"})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
-    weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay"})
-    nesterov: bool = field(default=True, metadata={"help": "Nesterov momentum"})
-    schedule: str = field(default="cosine", metadata={"help": "learning-rate schedule: cosine | step",
-                                                      "choices": ("cosine", "step")})
-    dsa: bool = field(default=True, metadata={"help": "DSA augmentation while training candidates"})
-    dsa_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "DSA groups"})
+    # The proxy network and its budget (EcoNAS: resolution 16, C = 8, N = 5).
+    channels: int = field(default=16, metadata={
+        "help": "channels C of the first stage of the network that training proxies train (benchmark: 16)"})
+    cells_per_stage: int = field(default=5, metadata={
+        "help": "cells N per stage of the network that training proxies train (benchmark: 5)"})
+    resolution: int = field(default=0, metadata={
+        "help": "image side that training proxies train and test at, images resized (0 = the dataset's own)"})
+    images_seen: int = field(default=0, metadata={
+        "help": "training-image passes per candidate on the small sets, setting their epochs and the "
+                "random-matched subset (0 = set size x train.epochs)"})
+    probe_images: int = field(default=128, metadata={
+        "help": "real training images (a seeded batch) that data-dependent zero-cost proxies (naswot) read"})
+    rank_by: str = field(default="accuracy", metadata={
+        "help": "what training proxies rank by: accuracy (test accuracy) | tse (minus the summed training loss)",
+        "choices": RANK_BY})
     bn_recalibrate: bool = field(default=True, metadata={
         "help": "recompute BatchNorm statistics on the proxy's training images after training, before testing"})
     bn_recalibrate_images: int = field(default=500, metadata={
@@ -63,28 +87,86 @@ class SearchConfig:
     cache_dir: str | None = field(default=None, metadata={
         "help": "where distilled proxy sets are cached (default: $DISTILL_CACHE_DIR or ~/.cache/distill, /nas-sets)"})
     progress: bool = field(default=True, metadata={"help": "progress bars on stderr"})
-    distill: dict = field(default_factory=dict, metadata={
-        "help": "[distill] table: DistillConfig fields used when distilling the datadam/dm sets"})
+    train: TrainConfig = field(default_factory=nb201_train_config, metadata={
+        "help": "[train] table: how every training proxy trains a candidate (epochs = epochs on the small sets)"})
+    distill: DistillConfig = field(default_factory=DistillConfig, metadata={
+        "help": "[distill] table: how the datadam/dm sets are distilled (method and ipc come from the proxy "
+                "and --ipc)"})
 
     def __post_init__(self) -> None:
-        unknown = [p for p in self.proxy if p not in PROXIES]
+        from nas.proxies import list_proxies
+
+        # Tables given as dicts (from a notebook) fill in from the same defaults as the presets.
+        if isinstance(self.train, dict):
+            self.train = from_dict(TrainConfig, {**config_to_dict(nb201_train_config()), **self.train},
+                                   where="[train]")
+        if isinstance(self.distill, dict):
+            self.distill = from_dict(DistillConfig, self.distill, where="[distill]")
+
+        known = list_proxies()
+        unknown = [p for p in self.proxy if p not in known]
         if unknown or not self.proxy:
             raise DistillError(f"unknown proxy {', '.join(unknown) or '(none given)'}; use one or more of "
-                               f"{', '.join(PROXIES)}, comma-separated")
+                               f"{', '.join(known)}, comma-separated")
         if self.space not in SPACES:
             raise DistillError(f"unknown search space {self.space!r}; use one of {', '.join(SPACES)}")
         if len(set(self.proxy)) != len(self.proxy):
             raise DistillError(f"--proxy lists a proxy twice ({','.join(self.proxy)}); name each once")
-        for name in ("num_archs", "ipc", "epochs", "batch_size", "early_stop_epochs", "top_k"):
+        if self.rank_by not in RANK_BY:
+            raise DistillError(f"unknown --rank-by {self.rank_by!r}; use one of {', '.join(RANK_BY)}")
+        for name in ("num_archs", "ipc", "early_stop_epochs", "top_k", "channels", "cells_per_stage", "probe_images"):
             if getattr(self, name) < 1:
                 raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("early_stop_images", "test_images", "bn_recalibrate_images", "threads"):
+        for name in ("seed", "early_stop_images", "test_images", "bn_recalibrate_images", "threads", "images_seen",
+                     "resolution"):
             if getattr(self, name) < 0:
                 raise DistillError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        if not 0.0 <= self.top_fraction <= 1.0:
+            raise DistillError(f"--top-fraction must be between 0 and 1, got {self.top_fraction}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self.train, name) < 1:
+                raise DistillError(f"--{name.replace('_', '-')} ([train] {name}) must be at least 1, "
+                                   f"got {getattr(self.train, name)}")
 
     def fingerprint(self) -> dict:
-        """The settings that change results (a resumed search must match them)."""
-        from distill.config import config_to_dict
-
-        ignore = {"device", "threads", "progress", "cache_dir", "data_root", "proxy", "num_archs"}
+        """The settings that change a candidate's row (a resumed search must match them)."""
+        ignore = {"device", "threads", "progress", "cache_dir", "data_root", "proxy", "num_archs", "top_fraction",
+                  "rank_by"}
         return {k: v for k, v in config_to_dict(self).items() if k not in ignore}
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``update``, table by table; ``None`` in ``update`` means "not given"."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict):
+            out[key] = _merge(out.get(key) if isinstance(out.get(key), dict) else {}, value)
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def resolve_search_config(*, preset_file: str | Path | None = None, config_file: str | Path | None = None,
+                          overrides: dict[str, Any] | None = None) -> SearchConfig:
+    """:class:`SearchConfig` from its defaults, then the preset TOML, then ``--config``, then the non-None
+    ``overrides`` (``train``/``distill`` as nested dicts).
+
+    A partial ``[train]`` table keeps the NB201 recipe for the fields it leaves out (a plain
+    ``from_dict`` would fall back to :class:`TrainConfig`'s own, ConvNet-evaluation defaults).
+    """
+    data: dict[str, Any] = {"train": config_to_dict(nb201_train_config())}
+    for path in (preset_file, config_file):
+        if path is not None:
+            data = _merge(data, read_toml(path))
+    data = _merge(data, overrides or {})
+    return from_dict(SearchConfig, data, where=Path(config_file or preset_file or "config").name)
+
+
+def namespace_overrides(args: argparse.Namespace, *, distill_prefix: str = "distill__") -> dict[str, Any]:
+    """The CLI flags of ``args`` as overrides: SearchConfig fields at the top, TrainConfig fields under
+    ``train`` and the ``--distill-*`` flags under ``distill``."""
+    values = vars(args)
+    top = {f.name: values.get(f.name) for f in dataclasses.fields(SearchConfig) if f.name not in ("train", "distill")}
+    train = {f.name: values.get(f.name) for f in dataclasses.fields(TrainConfig)}
+    distill = {k[len(distill_prefix):]: v for k, v in values.items() if k.startswith(distill_prefix)}
+    return {**top, "train": train, "distill": distill}

@@ -103,3 +103,24 @@ def spearman_difference_interval(proxy: Sequence[float], other: Sequence[float],
         return None
     draws = _bootstrap_spearman([proxy, other], true, resamples=resamples, seed=seed)
     return _interval(draws[:, 0] - draws[:, 1], level) if len(draws) else None
+
+
+def rankable(scores: Sequence[float | None]) -> list[float]:
+    """Scores with ``None`` (a diverged candidate) replaced by a value below every real score, so that
+    diverged candidates rank last, tied with each other."""
+    finite = [float(s) for s in scores if s is not None]
+    floor = (min(finite) - 1.0) if finite else 0.0
+    return [floor if s is None else float(s) for s in scores]
+
+
+def undefined_reason(scores: Sequence[float | None], true: Sequence[float]) -> str | None:
+    """Why Spearman ρ / Kendall τ of ``scores`` against ``true`` is undefined; None when it is defined."""
+    if len(scores) < 2:
+        return f"{len(scores)} candidate(s), fewer than 2"
+    if all(s is None for s in scores):
+        return f"all {len(scores)} candidates diverged"
+    if np.ptp(np.asarray(rankable(scores), dtype=float)) == 0:
+        return "all proxy scores equal"
+    if np.ptp(np.asarray(true, dtype=float)) == 0:
+        return "all true accuracies equal"
+    return None

@@ -1,11 +1,17 @@
-"""The NAS-Bench-201 cell network, built exactly as the benchmark trained it (same parameter counts)."""
+"""The NAS-Bench-201 cell network, built exactly as the benchmark trained it (same parameter counts),
+or reduced (fewer channels, fewer cells per stage) for cheap proxy training."""
 
 from __future__ import annotations
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
+from distill.errors import DistillError
 from nas.archs import Genotype, parse_arch
+
+#: The benchmark's network: C = 16 channels in the first stage, N = 5 cells per stage.
+FULL_CHANNELS, FULL_CELLS_PER_STAGE = 16, 5
 
 
 class ReLUConvBN(nn.Sequential):
@@ -129,9 +135,32 @@ class NB201Network(nn.Module):
         return self.classifier(self.embed(x))
 
 
-def build_network(arch: str, num_classes: int = 10, *, in_channels: int = 3) -> nn.Module:
-    """The benchmark network (C=16, N=5) for ``arch``; raises DistillError for a malformed string."""
-    return NB201Network(arch, num_classes, in_channels=in_channels)
+def build_network(arch: str, num_classes: int = 10, *, channels: int = FULL_CHANNELS,
+                  cells_per_stage: int = FULL_CELLS_PER_STAGE, in_channels: int = 3) -> nn.Module:
+    """The network for ``arch``: the benchmark's (C=16, N=5) by default, or a reduced one (EcoNAS).
+
+    Raises:
+        DistillError: for a malformed arch string or a size below 1.
+    """
+    for name, value in (("channels", channels), ("cells_per_stage", cells_per_stage), ("num_classes", num_classes)):
+        if value < 1:
+            raise DistillError(f"the network's {name} must be at least 1, got {value}; "
+                               f"pass --{name.replace('_', '-')} 1 or more")
+    return NB201Network(arch, num_classes, channels=channels, cells_per_stage=cells_per_stage,
+                        in_channels=in_channels)
+
+
+def resize_images(images: Tensor, resolution: int) -> Tensor:
+    """``images`` (N, C, H, W) at ``resolution`` x ``resolution``: area averaging when shrinking
+    (32 -> 16 is a 2x2 average pool), bilinear when enlarging, unchanged at their own size."""
+    if resolution < 1:
+        raise DistillError(f"the proxy resolution must be at least 1 pixel, got {resolution}; "
+                           "pass --resolution 8 or more")
+    if images.shape[-2:] == (resolution, resolution):
+        return images
+    if resolution < min(images.shape[-2:]):
+        return F.interpolate(images, size=(resolution, resolution), mode="area")
+    return F.interpolate(images, size=(resolution, resolution), mode="bilinear", align_corners=False)
 
 
 def count_parameters(model: nn.Module) -> int:

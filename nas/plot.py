@@ -1,4 +1,4 @@
-"""ranking.png: proxy accuracy against true accuracy, one panel per proxy."""
+"""ranking.png: each proxy's score against true accuracy, one panel per proxy."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Mapping, Sequence
 
 
 def plot_ranking(rows: Sequence[Mapping], summary: Mapping[str, Mapping], path: str | Path, *, title: str = "") -> None:
-    """Scatter of every candidate (x: true accuracy, y: proxy accuracy), Spearman rho in each title."""
+    """Scatter of every candidate (x: true accuracy, y: the score the proxy ranks by; diverged runs left
+    out), Spearman rho in each title. Zero-cost scores are drawn on a log scale."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,15 +19,18 @@ def plot_ranking(rows: Sequence[Mapping], summary: Mapping[str, Mapping], path: 
     proxies = list(summary)
     fig, axes = plt.subplots(1, max(1, len(proxies)), figsize=(4 * max(1, len(proxies)), 3.8), squeeze=False)
     for ax, proxy in zip(axes[0], proxies):
-        mine = [r for r in rows if r["proxy"] == proxy]
-        ax.scatter([r["true_accuracy"] for r in mine], [r["proxy_accuracy"] for r in mine], s=14, alpha=0.8)
+        mine = [r for r in rows if r["proxy"] == proxy and r.get("proxy_score") is not None]
+        ax.scatter([r["true_accuracy"] for r in mine], [r["proxy_score"] for r in mine], s=14, alpha=0.8)
+        ranks_by = summary[proxy].get("ranks_by", "accuracy")
+        if ranks_by == "zero-cost score" and mine and min(r["proxy_score"] for r in mine) > 0:
+            ax.set_yscale("log")
         rho = summary[proxy].get("spearman")
         tau = summary[proxy].get("kendall")
         rho_text = "n/a" if rho is None else f"{rho:.2f}"
         tau_text = "n/a" if tau is None else f"{tau:.2f}"
         ax.set_title(f"{proxy}: ρ = {rho_text}, τ = {tau_text}")
         ax.set_xlabel("true accuracy (%, 200 epochs, whole set)")
-        ax.set_ylabel("proxy accuracy (%)")
+        ax.set_ylabel({"accuracy": "proxy accuracy (%)", "tse": "minus TSE"}.get(ranks_by, f"{proxy} score"))
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)

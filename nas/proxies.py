@@ -1,65 +1,174 @@
-"""Proxies that rank candidates: train a fresh cell network on a small (or short) budget, test it.
+"""Proxies that rank candidates, behind a small registry (name -> how it scores a candidate).
 
-* ``datadam`` / ``dm``: the candidate trains on a distilled :class:`SyntheticSet`.
-* ``random``: on the same number of randomly chosen real training images.
-* ``early-stop``: on real training images (all, or a seeded subset) for a few epochs.
+Training proxies train a fresh (possibly reduced) cell network on a small or short budget and score
+it on held-out real test images; every one trains the same candidate from the same initialisation
+with the same recipe, and records both the test accuracy and TSE (the summed training loss):
 
-Every proxy trains the same candidate from the same initialisation with the same recipe, and
-scores it on the same held-out real test images.
+* ``datadam`` / ``dm``: on a distilled :class:`SyntheticSet` (``ipc`` images per class).
+* ``random``: on as many randomly chosen real training images.
+* ``random-matched``: on as many real images as the same number of image passes allows, each seen once.
+* ``early-stop``: on the real training set (all, or a seeded subset) for a few epochs.
+
+Zero-cost proxies score the full-size network at initialisation, without training:
+
+* ``synflow`` (Abdelfattah et al., ICLR 2021) and ``params`` (the number of parameters), with no data;
+* ``naswot`` (Mellor et al., ICML 2021), from one seeded batch of real training images.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from distill.data import ClassDataset, cache_dir as distill_cache_dir
 from distill.errors import DistillError
-from distill.evaluate import TrainConfig, test_accuracy, train_network
+from distill.evaluate import test_accuracy, train_network
 from distill.synthetic import SyntheticSet
-from nas.config import SearchConfig
-from nas.network import build_network
+from nas.network import build_network, resize_images
+from nas.zero_cost import naswot, parameter_count, synflow
+
+if TYPE_CHECKING:
+    from nas.config import SearchConfig
 
 
 @dataclass
 class ProxySet:
-    """What a proxy trains candidates on.
+    """What a proxy needs to score candidates.
 
     Attributes:
-        name: proxy name (``datadam``, ``dm``, ``random``, ``early-stop``).
-        images, labels: normalised training images and class ids.
-        epochs: training epochs per candidate.
-        prepare_seconds: time spent making the set (distillation), 0 when loaded or free.
+        name: proxy name.
+        images, labels: normalised training images (at the proxy resolution) and class ids; ``None``
+            for a zero-cost proxy.
+        epochs: training epochs per candidate (0 for a zero-cost proxy).
+        prepare_seconds: time spent making the set now (0 when loaded, cached or free).
+        distill_seconds: the distillation time the set cost when it was made (cached or not).
+        cached: whether a distilled set came from the cache.
         description: one line saying what the set is (for results.json).
+        probe: for a zero-cost proxy, a seeded batch of real training images at the dataset's resolution
+            (``naswot`` reads it; ``synflow`` and ``params`` only its shape).
     """
 
     name: str
-    images: Tensor
-    labels: Tensor
+    images: Tensor | None
+    labels: Tensor | None
     epochs: int
     prepare_seconds: float = 0.0
+    distill_seconds: float = 0.0
+    cached: bool = False
     description: str = ""
+    probe: Tensor | None = None
+
+    @property
+    def trains(self) -> bool:
+        return self.images is not None
 
 
 @dataclass
 class ProxyOutcome:
-    accuracy: float
+    """One candidate scored by one proxy.
+
+    Attributes:
+        score: what the proxy ranks by (higher = better); ``None`` when training diverged.
+        accuracy: test accuracy (%) at the end of training; ``None`` for zero-cost proxies and diverged runs.
+        tse: sum of the training minibatch losses; ``None`` for zero-cost proxies and diverged runs.
+        seconds: wall time of the whole scoring (training, BatchNorm pass and test, or the zero-cost score).
+        train_seconds: wall time of training alone (0 for zero-cost proxies).
+        images_seen: training-image passes (0 for zero-cost proxies).
+        diverged: the training loss, the weights or the trained network's outputs became NaN or infinite.
+    """
+
+    score: float | None
+    accuracy: float | None
+    tse: float | None
     seconds: float
     train_seconds: float
     images_seen: int
+    diverged: bool = False
 
 
-def train_config(config: SearchConfig, epochs: int) -> TrainConfig:
-    """The candidate training recipe of ``config`` for ``epochs`` epochs."""
-    return TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr, momentum=config.momentum,
-                       weight_decay=config.weight_decay, nesterov=config.nesterov, schedule=config.schedule,
-                       dsa=config.dsa, dsa_strategy=config.dsa_strategy, channels_last=True)
+@dataclass(frozen=True)
+class SetContext:
+    """What a set builder gets besides the config and the data.
+
+    Attributes:
+        given: ``--synthetic`` sets by method, with their paths.
+        distilled_now: methods whose set this search distilled (maybe on another process) rather than
+            found in the cache.
+    """
+
+    given: dict[str, tuple[SyntheticSet, str]]
+    distilled_now: frozenset[str] = frozenset()
+
+
+SetBuilder = Callable[["SearchConfig", ClassDataset, SetContext, torch.device, bool], ProxySet]
+ZeroCostScore = Callable[[nn.Module, Tensor], float]
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """A registered proxy.
+
+    Attributes:
+        name: the ``--proxy`` name.
+        ranks_by: one line saying which value the proxy ranks by (for results.json).
+        build_set: for training proxies, makes the set candidates train on.
+        zero_cost: for zero-cost proxies, scores an untrained network.
+    """
+
+    name: str
+    ranks_by: str
+    build_set: SetBuilder | None = None
+    zero_cost: ZeroCostScore | None = None
+
+    @property
+    def trains(self) -> bool:
+        return self.build_set is not None
+
+
+_PROXIES: dict[str, ProxySpec] = {}
+
+
+def _register(spec: ProxySpec) -> None:
+    if spec.name in _PROXIES:
+        raise ValueError(f"proxy {spec.name!r} is already registered")
+    _PROXIES[spec.name] = spec
+
+
+def register_training_proxy(name: str) -> Callable[[SetBuilder], SetBuilder]:
+    """Register ``fn(config, train, context, device, progress) -> ProxySet`` as training proxy ``name``."""
+    def wrap(fn: SetBuilder) -> SetBuilder:
+        _register(ProxySpec(name, ranks_by="test accuracy at the end of training (rank_by = accuracy) or minus "
+                                          "TSE, the summed training loss (rank_by = tse)", build_set=fn))
+        return fn
+
+    return wrap
+
+
+def register_zero_cost_proxy(name: str, ranks_by: str) -> Callable[[ZeroCostScore], ZeroCostScore]:
+    """Register ``fn(model, probe_images) -> float`` (higher = better) as zero-cost proxy ``name``."""
+    def wrap(fn: ZeroCostScore) -> ZeroCostScore:
+        _register(ProxySpec(name, ranks_by=ranks_by, zero_cost=fn))
+        return fn
+
+    return wrap
+
+
+def get_proxy(name: str) -> ProxySpec:
+    if name not in _PROXIES:
+        raise DistillError(f"unknown proxy {name!r}; use one of {', '.join(_PROXIES)}")
+    return _PROXIES[name]
+
+
+def list_proxies() -> list[str]:
+    return list(_PROXIES)
 
 
 def seeded_subset(data: ClassDataset, count: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -72,14 +181,16 @@ def seeded_subset(data: ClassDataset, count: int, seed: int) -> tuple[Tensor, Te
 
 
 def _distill_config(config: SearchConfig, method: str):
-    from distill.config import from_dict
-    from distill.methods import DistillConfig
+    from dataclasses import replace
 
-    return from_dict(DistillConfig, {**config.distill, "method": method, "ipc": config.ipc}, where="[distill]")
+    return replace(config.distill, method=method, ipc=config.ipc)
 
 
 def _cache_file(config: SearchConfig, method: str, train: ClassDataset) -> Path:
-    """Cache key: the settings that determine the images (``result_key``), seed, dataset and data size."""
+    """Cache key: the settings that determine the images (``result_key``), seed, dataset and data size.
+
+    Nothing about the search (space, candidates, proxy network) is in it, so both spaces share a set.
+    """
     from distill.methods import result_key
 
     key = json.dumps({"seed": config.seed, "dataset": config.dataset,
@@ -103,13 +214,21 @@ def distilled_set(config: SearchConfig, method: str, train: ClassDataset, *, dev
                            seed=config.seed, device=device, progress=progress)
 
 
-def _check_set(synthetic: SyntheticSet, train: ClassDataset, source: str) -> None:
+def check_set(synthetic: SyntheticSet, train: ClassDataset, source: str) -> None:
+    """DistillError (one line) unless ``synthetic`` was made from ``train``'s classes, shape and normalisation."""
     if synthetic.images.shape[1:] != train.images.shape[1:]:
         raise DistillError(f"synthetic set {source} has images of shape {tuple(synthetic.images.shape[1:])}, "
                            f"the dataset {tuple(train.images.shape[1:])}; distill it from the same dataset")
-    if max(synthetic.class_ids, default=-1) >= train.num_classes:
-        raise DistillError(f"synthetic set {source} has class ids beyond the dataset's {train.num_classes} classes; "
-                           "distill it from the same dataset")
+    if sorted(synthetic.class_ids) != list(range(train.num_classes)):
+        raise DistillError(f"synthetic set {source} holds {len(synthetic.class_ids)} classes "
+                           f"({synthetic.class_ids}) but the dataset has {train.num_classes}; distill all "
+                           f"{train.num_classes} classes of the dataset")
+    if synthetic.class_names and list(synthetic.class_names) != list(train.class_names):
+        raise DistillError(f"synthetic set {source} names its classes {list(synthetic.class_names)}, the dataset "
+                           f"{list(train.class_names)}; distill it from the same dataset")
+    if tuple(synthetic.mean) != tuple(train.mean) or tuple(synthetic.std) != tuple(train.std):
+        raise DistillError(f"synthetic set {source} is normalised with mean/std {synthetic.mean}/{synthetic.std} but "
+                           f"the dataset with {train.mean}/{train.std}; distill it from the same dataset")
 
 
 def load_synthetic_files(paths: list[str], proxies: list[str]) -> dict[str, tuple[SyntheticSet, str]]:
@@ -130,49 +249,152 @@ def load_synthetic_files(paths: list[str], proxies: list[str]) -> dict[str, tupl
     return out
 
 
-def build_proxy_sets(config: SearchConfig, train: ClassDataset, *, device: torch.device,
-                     progress: bool = True) -> dict[str, ProxySet]:
-    """The training set of every proxy in ``config.proxy`` (distilling or loading as needed)."""
+def proxy_resolution(config: SearchConfig, train: ClassDataset) -> int:
+    """The image side training proxies work at."""
+    return config.resolution or int(train.images.shape[-1])
+
+
+def set_epochs(config: SearchConfig, set_size: int) -> int:
+    """Epochs on a small set: ``train.epochs``, or what the ``images_seen`` budget allows."""
+    if config.images_seen:
+        return max(1, round(config.images_seen / set_size))
+    return config.train.epochs
+
+
+def matched_budget(config: SearchConfig, num_classes: int) -> int:
+    """Image passes of a candidate on the ``ipc``-per-class sets (what ``random-matched`` spends)."""
+    size = config.ipc * num_classes
+    return size * set_epochs(config, size)
+
+
+def _small_set(name: str, synthetic: SyntheticSet, config: SearchConfig, train: ClassDataset, what: str, *,
+               prepare: float = 0.0, distill_seconds: float = 0.0, cached: bool = False) -> ProxySet:
+    epochs = set_epochs(config, len(synthetic))
+    return ProxySet(name, resize_images(synthetic.images, proxy_resolution(config, train)), synthetic.labels, epochs,
+                    prepare_seconds=prepare, distill_seconds=distill_seconds, cached=cached,
+                    description=f"{len(synthetic)} images: {what}, {epochs} epochs")
+
+
+def _distilled(method: str, config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
+               progress: bool) -> ProxySet:
+    if method in context.given:
+        synthetic, path = context.given[method]
+        check_set(synthetic, train, path)
+        return _small_set(method, synthetic, config, train, f"{method} set from {path} (ipc {synthetic.ipc})",
+                          distill_seconds=synthetic.seconds, cached=True)
+    synthetic, cached = distilled_set(config, method, train, device=device, progress=progress)
+    cached = cached and method not in context.distilled_now
+    check_set(synthetic, train, f"({method}, {'cached' if cached else 'distilled now'})")
+    what = (f"{method} set, ipc {config.ipc}, {synthetic.iterations} iterations "
+            f"({'cached' if cached else 'distilled now'}, distillation took {synthetic.seconds / 60:.1f} min)")
+    return _small_set(method, synthetic, config, train, what, prepare=0.0 if cached else synthetic.seconds,
+                      distill_seconds=synthetic.seconds, cached=cached)
+
+
+@register_training_proxy("datadam")
+def _datadam_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
+                 progress: bool) -> ProxySet:
+    return _distilled("datadam", config, train, context, device, progress)
+
+
+@register_training_proxy("dm")
+def _dm_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
+            progress: bool) -> ProxySet:
+    return _distilled("dm", config, train, context, device, progress)
+
+
+@register_training_proxy("random")
+def _random_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
+                progress: bool) -> ProxySet:
     from distill.methods import DistillConfig, distill
 
-    given = load_synthetic_files(list(config.synthetic), list(config.proxy))
+    if "random" in context.given:
+        synthetic, path = context.given["random"]
+        check_set(synthetic, train, path)
+        return _small_set("random", synthetic, config, train, f"random set from {path} (ipc {synthetic.ipc})")
+    start = time.perf_counter()
+    synthetic = distill(train, DistillConfig(method="random", ipc=config.ipc), seed=config.seed, device="cpu",
+                        progress=False)
+    return _small_set("random", synthetic, config, train, f"random real images, ipc {config.ipc} (seed {config.seed})",
+                      prepare=time.perf_counter() - start)
+
+
+@register_training_proxy("random-matched")
+def _random_matched_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
+                        progress: bool) -> ProxySet:
+    budget = matched_budget(config, train.num_classes)
+    images, labels = seeded_subset(train, min(budget, len(train)), config.seed)
+    epochs = max(1, round(budget / len(images)))
+    return ProxySet("random-matched", resize_images(images, proxy_resolution(config, train)), labels, epochs,
+                    description=f"{len(images)} real training images (seeded subset, seed {config.seed}), {epochs} "
+                                f"epoch(s): the {budget} image passes of the ipc-{config.ipc} sets, each image once")
+
+
+@register_training_proxy("early-stop")
+def _early_stop_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
+                    progress: bool) -> ProxySet:
+    images, labels = seeded_subset(train, config.early_stop_images, config.seed)
+    what = "whole training set" if len(images) == len(train) else f"seeded subset (seed {config.seed})"
+    return ProxySet("early-stop", resize_images(images, proxy_resolution(config, train)), labels,
+                    config.early_stop_epochs, description=f"{len(images)} real training images ({what}), "
+                                                          f"{config.early_stop_epochs} epochs")
+
+
+@register_zero_cost_proxy("synflow", "synflow score of the full-size network at initialisation (higher = better)")
+def _synflow_score(model: nn.Module, probe: Tensor) -> float:
+    return synflow(model, tuple(probe.shape[1:]))
+
+
+@register_zero_cost_proxy("params", "number of parameters of the full-size network (more = better)")
+def _params_score(model: nn.Module, probe: Tensor) -> float:
+    return parameter_count(model)
+
+
+@register_zero_cost_proxy("naswot", "NASWOT log|K_H| of the full-size network's ReLU codes on a seeded batch of "
+                                    "real training images at initialisation (higher = better)")
+def _naswot_score(model: nn.Module, probe: Tensor) -> float:
+    return naswot(model, probe)
+
+
+def sets_to_distill(config: SearchConfig) -> list[str]:
+    """The distilled proxies of ``config`` that no ``--synthetic`` file serves."""
+    given = {SyntheticSet.load(path).method for path in config.synthetic}
+    return [name for name in config.proxy if name in ("datadam", "dm") and name not in given]
+
+
+def missing_from_cache(config: SearchConfig, train: ClassDataset) -> frozenset[str]:
+    """The sets of :func:`sets_to_distill` that are not cached yet (they will be distilled now)."""
+    return frozenset(m for m in sets_to_distill(config) if not _cache_file(config, m, train).is_file())
+
+
+def build_proxy_sets(config: SearchConfig, train: ClassDataset, *, device: torch.device,
+                     progress: bool = True, distilled_now: frozenset[str] = frozenset()) -> dict[str, ProxySet]:
+    """What every proxy in ``config.proxy`` needs (distilling or loading sets as needed), in that order.
+
+    Args:
+        distilled_now: sets this search distilled into the cache before the call (reported as not cached).
+    """
+    context = SetContext(load_synthetic_files(list(config.synthetic), list(config.proxy)), distilled_now)
     sets: dict[str, ProxySet] = {}
     for name in config.proxy:
-        if name == "early-stop":
-            images, labels = seeded_subset(train, config.early_stop_images, config.seed)
-            what = "whole training set" if len(images) == len(train) else f"seeded subset (seed {config.seed})"
-            sets[name] = ProxySet(name, images, labels, config.early_stop_epochs,
-                                  description=f"{len(images)} real training images ({what}), "
-                                              f"{config.early_stop_epochs} epochs")
-            continue
-        if name in given:
-            synthetic, path = given[name]
-            _check_set(synthetic, train, path)
-            what, seconds = f"{name} set from {path} (ipc {synthetic.ipc})", 0.0
-        elif name == "random":
-            start = time.perf_counter()
-            synthetic = distill(train, DistillConfig(method="random", ipc=config.ipc), seed=config.seed,
-                                device="cpu", progress=False)
-            what, seconds = f"random real images, ipc {config.ipc} (seed {config.seed})", time.perf_counter() - start
+        spec = get_proxy(name)
+        if spec.trains:
+            sets[name] = spec.build_set(config, train, context, device, progress)
         else:
-            synthetic, cached = distilled_set(config, name, train, device=device, progress=progress)
-            seconds = 0.0 if cached else synthetic.seconds
-            what = (f"{name} set, ipc {config.ipc}, {synthetic.iterations} iterations "
-                    f"({'cached' if cached else 'distilled now'}, distillation took {synthetic.seconds / 60:.1f} min)")
-        if tuple(synthetic.mean) != tuple(train.mean) or tuple(synthetic.std) != tuple(train.std):
-            raise DistillError(f"the {name} set is normalised with mean/std {synthetic.mean}/{synthetic.std} but the "
-                               f"dataset with {train.mean}/{train.std}; distill it from the same dataset")
-        sets[name] = ProxySet(name, synthetic.images, synthetic.labels, config.epochs, prepare_seconds=seconds,
-                              description=f"{len(synthetic)} images: {what}, {config.epochs} epochs")
+            probe, _ = seeded_subset(train, config.probe_images, config.seed)
+            sets[name] = ProxySet(name, None, None, 0, probe=probe,
+                                  description=f"zero-cost: {spec.ranks_by}; no training data")
     return sets
 
 
-def make_candidate(arch: str, num_classes: int, *, in_channels: int, seed: int) -> torch.nn.Module:
+def make_candidate(arch: str, num_classes: int, *, in_channels: int, seed: int, channels: int = 16,
+                   cells_per_stage: int = 5) -> torch.nn.Module:
     """The candidate network with a seeded initialisation (the same for every proxy)."""
     # Module constructors draw from the global generator; fork it so the caller's state is untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build_network(arch, num_classes, in_channels=in_channels)
+        return build_network(arch, num_classes, in_channels=in_channels, channels=channels,
+                             cells_per_stage=cells_per_stage)
 
 
 def spread(images: Tensor, count: int) -> Tensor:
@@ -206,17 +428,59 @@ def recalibrate_batchnorm(model: torch.nn.Module, images: Tensor, *, batch_size:
     model.eval()
 
 
+@torch.no_grad()
+def _finite(model: nn.Module, images: Tensor, device: torch.device) -> bool:
+    """Whether every parameter and buffer, and the eval-mode logits on ``images``, are finite."""
+    tensors = [*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())]
+    if not all(bool(torch.isfinite(t).all()) for t in tensors):
+        return False
+    model.eval()
+    return bool(torch.isfinite(model(images.to(device))).all())
+
+
+class _Diverged(Exception):
+    """Raised from the loss callback to stop a run whose loss is no longer finite."""
+
+
 def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tensor, config: SearchConfig, *,
               num_classes: int, seed: int, device: torch.device) -> ProxyOutcome:
-    """Train a fresh ``arch`` network on ``proxy``'s set and return its test accuracy (end of training)."""
-    model = make_candidate(arch, num_classes, in_channels=proxy.images.shape[1], seed=seed)
+    """Score ``arch`` with ``proxy``: a zero-cost score of the full-size network at initialisation, or a
+    fresh reduced network trained on the proxy's set and tested on ``test_images`` (end of training)."""
+    from dataclasses import replace
+
     start = time.perf_counter()
-    train_network(model, proxy.images, proxy.labels, train_config(config, proxy.epochs), seed=seed, device=device)
+    if not proxy.trains:
+        model = make_candidate(arch, num_classes, in_channels=proxy.probe.shape[1], seed=seed).to(device)
+        score = float(get_proxy(proxy.name).zero_cost(model, proxy.probe.to(device)))
+        return ProxyOutcome(score=score, accuracy=None, tse=None, seconds=time.perf_counter() - start,
+                            train_seconds=0.0, images_seen=0)
+    model = make_candidate(arch, num_classes, in_channels=proxy.images.shape[1], seed=seed, channels=config.channels,
+                           cells_per_stage=config.cells_per_stage)
+    losses: list[float] = []
+
+    def log_loss(loss: float) -> None:
+        losses.append(loss)
+        if not math.isfinite(loss):
+            raise _Diverged
+
+    diverged = False
+    try:
+        train_network(model, proxy.images, proxy.labels, replace(config.train, epochs=proxy.epochs), seed=seed,
+                      device=device, loss_callback=log_loss)
+    except _Diverged:
+        diverged = True
     trained = time.perf_counter()  # training alone: the whole-dataset estimate scales this per image
-    if config.bn_recalibrate:
+    images_seen = len(proxy.images) * proxy.epochs
+    if not diverged and config.bn_recalibrate:
         recalibrate_batchnorm(model, spread(proxy.images, config.bn_recalibrate_images),
-                              batch_size=config.batch_size, device=device)
-    accuracy = test_accuracy(model, test_images, test_labels, device=device)
+                              batch_size=config.train.batch_size, device=device)
+    # A huge step can leave finite losses but broken weights (NaN logits score as one class, ~10 %).
+    diverged = diverged or not _finite(model, spread(proxy.images, 64), device)
+    if diverged:
+        return ProxyOutcome(score=None, accuracy=None, tse=None, seconds=time.perf_counter() - start,
+                            train_seconds=trained - start, images_seen=images_seen, diverged=True)
+    accuracy = float(test_accuracy(model, test_images, test_labels, device=device))
+    tse = float(sum(losses))
     end = time.perf_counter()
-    return ProxyOutcome(accuracy=float(accuracy), seconds=end - start, train_seconds=trained - start,
-                        images_seen=len(proxy.images) * proxy.epochs)
+    return ProxyOutcome(score=accuracy if config.rank_by == "accuracy" else -tse, accuracy=accuracy, tse=tse,
+                        seconds=end - start, train_seconds=trained - start, images_seen=images_seen)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from distill.errors import DistillError
@@ -57,6 +60,62 @@ def sample_candidates(benchmark: Benchmark, space: str, num_archs: int, *, seed:
                            f"of space {space!r}; pass at most {len(pool)}")
     order = np.random.default_rng(seed).permutation(len(pool))
     return [benchmark.archs[int(pool[i])] for i in order[:num_archs]]
+
+
+@dataclass(frozen=True)
+class CandidateSample:
+    """The candidates of a search and how each was drawn.
+
+    Attributes:
+        archs: arch strings, the uniformly drawn ones first.
+        uniform: for each arch, whether it belongs to the uniform draw (else it was added by
+            top-quintile oversampling).
+        top_fraction: the requested fraction of candidates from the top quintile.
+    """
+
+    archs: list[str]
+    uniform: list[bool]
+    top_fraction: float
+
+    @property
+    def num_uniform(self) -> int:
+        return sum(self.uniform)
+
+
+def draw_candidates(benchmark: Benchmark, space: str, num_archs: int, *, seed: int, top_fraction: float = 0.0,
+                    dataset: str = "cifar10") -> CandidateSample:
+    """``num_archs`` distinct candidates: a uniform draw, topped up from the top quintile (the archs
+    at or above the 80th percentile of true accuracy) until at least ``ceil(top_fraction x num_archs)``
+    candidates are top-quintile ones.
+
+    The uniform part is the prefix of :func:`sample_candidates` with the same seed, as long as
+    possible; each candidate it gives up is replaced by a seeded draw from the top quintile. So the
+    uniform part stays a uniform sample (ρ on it is unbent by the oversampling), and with
+    ``top_fraction`` 0 (or at most the top quintile's natural share) this is :func:`sample_candidates`.
+    """
+    if not 0.0 <= top_fraction <= 1.0:
+        raise DistillError(f"--top-fraction must be between 0 and 1, got {top_fraction}")
+    uniform = sample_candidates(benchmark, space, num_archs, seed=seed, dataset=dataset)
+    threshold = top20_threshold(benchmark, dataset=dataset)
+    is_top = [benchmark.true_accuracy(a, dataset) >= threshold for a in uniform]
+    target = math.ceil(top_fraction * num_archs - 1e-9)
+    keep = num_archs
+    # Dropping the last uniform candidate and adding a top one raises the count by 0 or 1.
+    while keep > 0 and sum(is_top[:keep]) + (num_archs - keep) < target:
+        keep -= 1
+    kept = uniform[:keep]
+    taken = {benchmark.unique_keys[benchmark.index_of(a)] for a in kept}
+    pool = unique_representatives(benchmark, space_indices(benchmark, "top20", dataset=dataset))
+    pool = [int(i) for i in pool if benchmark.unique_keys[int(i)] not in taken]
+    extra_count = num_archs - keep
+    if extra_count > len(pool):
+        raise DistillError(f"--top-fraction {top_fraction} needs {extra_count} more top-quintile architectures "
+                           f"than the {len(pool)} left; lower --top-fraction or --num-archs")
+    # A stream of its own, so the oversampled part does not depend on how the uniform one was drawn.
+    order = np.random.default_rng([seed, 1]).permutation(len(pool))[:extra_count]
+    extra = [benchmark.archs[pool[int(i)]] for i in order]
+    return CandidateSample(archs=kept + extra, uniform=[True] * keep + [False] * extra_count,
+                           top_fraction=top_fraction)
 
 
 def dedup_isomorphic(archs: list[str]) -> list[str]:

@@ -6,11 +6,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from distill.config import add_config_args, make_run_dir, preset_path, read_toml, resolve_config, run_cli
+from distill.config import add_config_args, make_run_dir, preset_path, read_toml, run_cli
 from distill.data import load_dataset
 from distill.errors import DistillError
+from distill.evaluate import TrainConfig
+from distill.methods import DistillConfig
 from nas.benchmark import load_benchmark
-from nas.config import SearchConfig
+from nas.config import SearchConfig, namespace_overrides, resolve_search_config
 from nas.experiment import format_summary, run_search
 from nas.sampling import SPACES
 
@@ -28,7 +30,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="output folder (default runs/nas-<timestamp>)")
     parser.add_argument("--resume", action="store_true", help="continue the search already in --out")
     add_config_args(parser, SearchConfig)
+    add_config_args(parser, TrainConfig)  # the [train] table: --epochs, --lr, --batch-size, ...
+    _add_prefixed_args(parser, DistillConfig, "distill", skip={"method", "ipc"})
     return parser
+
+
+def _add_prefixed_args(parser: argparse.ArgumentParser, cls: type, prefix: str, *, skip: set[str]) -> None:
+    """``--<prefix>-<field>`` flags for the fields of ``cls`` (a TOML table whose names clash with the
+    top-level flags), stored as ``<prefix>__<field>``; built from ``add_config_args``'s own flags."""
+    own = argparse.ArgumentParser(add_help=False)
+    add_config_args(own, cls, skip=skip)
+    for action in own._actions:
+        kwargs = {"dest": f"{prefix}__{action.dest}", "default": None, "help": f"[{prefix}] {action.help}"}
+        flag = f"--{prefix}-{action.option_strings[0][2:]}"
+        if isinstance(action, argparse.BooleanOptionalAction):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            parser.add_argument(flag, type=action.type, choices=action.choices,
+                                metavar=action.metavar or action.dest.upper(), **kwargs)
 
 
 def _preset_file(preset: str, space: str) -> Path | None:
@@ -50,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         raise DistillError(f"unknown search space {space!r}; use one of {', '.join(SPACES)}")
     if args.preset not in PRESETS:
         raise DistillError(f"unknown --preset {args.preset!r}; use one of {', '.join(PRESETS)}")
-    config = resolve_config(SearchConfig, preset_file=_preset_file(args.preset, str(space)), config_file=args.config,
-                            overrides=args)
+    config = resolve_search_config(preset_file=_preset_file(args.preset, str(space)), config_file=args.config,
+                                   overrides=namespace_overrides(args))
     benchmark = load_benchmark(config.benchmark_file)
     if args.resume and args.out is None:
         raise DistillError("--resume needs --out DIR naming the search to continue")

@@ -47,3 +47,35 @@ def test_unknown_space_is_one_line():
     with pytest.raises(DistillError) as info:
         space_indices(load_benchmark(), "top10")
     assert "unknown search space" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("fraction", "count"), [(0.4, 80), (0.5, 20), (1.0, 10), (0.1, 40)])
+def test_top_fraction_oversampling_gives_the_requested_share_seeded(fraction, count):
+    import math
+
+    from nas.sampling import draw_candidates, top20_threshold
+
+    table = load_benchmark()
+    threshold = top20_threshold(table)
+    drawn = draw_candidates(table, "full", count, seed=4, top_fraction=fraction)
+    top = [table.true_accuracy(a) >= threshold for a in drawn.archs]
+    assert len(drawn.archs) == count and len({isomorphism_key(a) for a in drawn.archs}) == count
+    plain = sample_candidates(table, "full", count, seed=4)
+    natural = sum(table.true_accuracy(a) >= threshold for a in plain)
+    assert sum(top) == max(math.ceil(fraction * count), natural)  # at least the requested share
+    assert all(t for t, u in zip(top, drawn.uniform) if not u)  # every added candidate is top-quintile
+    # The uniform part is the plain uniform sample's prefix.
+    assert drawn.archs[:drawn.num_uniform] == plain[:drawn.num_uniform]
+    assert (drawn.num_uniform < count) == (natural < math.ceil(fraction * count))
+    assert draw_candidates(table, "full", count, seed=4, top_fraction=fraction) == drawn
+    assert draw_candidates(table, "full", count, seed=5, top_fraction=fraction).archs != drawn.archs
+
+
+def test_no_oversampling_is_the_uniform_sample():
+    from nas.sampling import draw_candidates
+
+    table = load_benchmark()
+    drawn = draw_candidates(table, "full", 30, seed=1)
+    assert drawn.archs == sample_candidates(table, "full", 30, seed=1) and all(drawn.uniform)
+    with pytest.raises(DistillError, match="top-fraction"):
+        draw_candidates(table, "full", 30, seed=1, top_fraction=1.5)
