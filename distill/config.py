@@ -183,10 +183,10 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
     unknown = sorted(set(data) - names)
     if unknown:
         raise DistillError(f"unknown setting(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(names))}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     for f in dataclasses.fields(cls):  # checked here too, so the message names where the value came from
         if f.name in kwargs:
-            _check_bounds(kwargs[f.name], f.metadata, f"{where}.{f.name}")
+            _check_bounds(kwargs[f.name], f.metadata, f"{where}.{f.name}" if where else f.name)
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -237,11 +237,12 @@ def resolve_config(cls: type[T], *, preset_file: str | Path | None = None, confi
     for path in (preset_file, config_file):
         if path is not None:
             data = _merge(data, read_toml(path))
+            from_dict(cls, data, where=Path(path).name)  # a bad value in a file is named with its file
     if isinstance(overrides, argparse.Namespace):
         names = {f.name for f in dataclasses.fields(cls)}
         overrides = {k: v for k, v in vars(overrides).items() if k in names}
     data = _merge(data, _drop_none(overrides or {}))
-    return from_dict(cls, data, where=Path(config_file or preset_file or "config").name)
+    return from_dict(cls, data, where="")  # what is left to fail came from a flag: name the setting alone
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:

@@ -293,7 +293,7 @@ def test_cli_with_a_diverging_learning_rate_flags_it(tmp_path, monkeypatch, caps
     (["--bn-recalibrate-images", "-1"], "must be 0 or more"),
     (["--seed", "-1"], "--seed must be 0 or more"),
     (["--top-fraction", "2"], "--top-fraction must be between 0 and 1"),
-    (["--epochs", "0"], "--epochs ([train] epochs) must be at least 1"),
+    (["--epochs", "0"], "train.epochs must be at least 1"),
 ])
 def test_cli_errors_are_one_line(argv, words, tmp_path, capsys):
     from distill.config import run_cli
