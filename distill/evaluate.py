@@ -15,6 +15,7 @@ from distill.augment import DEFAULT_STRATEGY, DSA
 from distill.config import checked
 from distill.data import ClassDataset
 from distill.errors import DistillError
+from distill.ensemble import ConvNetEnsemble, stackable
 from distill.methods.seeds import stream
 from distill.networks import get_network, init_parameters
 
@@ -72,6 +73,28 @@ class EvalResult:
         return cls(stats.fmean(runs), stats.pstdev(runs) if len(runs) > 1 else 0.0, runs)
 
 
+def _check_set(images: Tensor, labels: Tensor) -> None:
+    if len(images) == 0:
+        raise DistillError("cannot train on an empty set; the memory or synthetic set holds no images")
+    if len(images) != len(labels):
+        raise DistillError(f"{len(images)} images but {len(labels)} labels; pass one label per image")
+
+
+def _sgd(params, config: TrainConfig, num_images: int):  # noqa: ANN001, ANN202 - parameters in, (optimizer, scheduler) out
+    """The SGD optimizer and the per-step learning-rate schedule of ``config``."""
+    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, nesterov=config.nesterov)
+    steps_per_epoch = math.ceil(num_images / config.batch_size)
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * steps_per_epoch))
+    elif config.schedule == "step":
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [config.epochs // 2 * steps_per_epoch],
+                                                         gamma=config.lr_decay)
+    else:
+        raise DistillError(f"unknown schedule {config.schedule!r}; use step or cosine")
+    return optimizer, scheduler
+
+
 def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,
                   device: torch.device | str = "cpu", progress: bool = False,
                   loss_callback: Callable[[float], None] | None = None) -> nn.Module:
@@ -80,26 +103,14 @@ def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: Trai
     Shuffling and augmentation come from ``seed``; the end-of-training weights are returned (no
     early stopping on test data). ``loss_callback`` is called with every minibatch's training loss.
     """
-    if len(images) == 0:
-        raise DistillError("cannot train on an empty set; the memory or synthetic set holds no images")
-    if len(images) != len(labels):
-        raise DistillError(f"{len(images)} images but {len(labels)} labels; pass one label per image")
+    _check_set(images, labels)
     device = torch.device(device)
     model.to(device).train()
     images, labels = images.to(device), labels.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, nesterov=config.nesterov)
-    steps_per_epoch = math.ceil(len(images) / config.batch_size)
-    if config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * steps_per_epoch))
-    elif config.schedule == "step":
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [config.epochs // 2 * steps_per_epoch],
-                                                         gamma=config.lr_decay)
-    else:
-        raise DistillError(f"unknown schedule {config.schedule!r}; use step or cosine")
+    optimizer, scheduler = _sgd(model.parameters(), config, len(images))
     dsa = DSA(config.dsa_strategy if config.dsa else "none")
     shuffle, augment = stream(seed, SHUFFLE), stream(seed, AUGMENT)
     loss_fn = nn.CrossEntropyLoss()
@@ -120,6 +131,50 @@ def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: Trai
     return model.eval()
 
 
+def train_networks(models: Sequence[nn.Module], images: Tensor, labels: Tensor, config: TrainConfig, *,
+                   seeds: Sequence[int], device: torch.device | str = "cpu", progress: bool = False) -> list[nn.Module]:
+    """Train ``models[i]`` in place as ``train_network(models[i], ..., seed=seeds[i])`` would, all at once.
+
+    ConvNets of one architecture train as one :class:`~distill.ensemble.ConvNetEnsemble` (the same math
+    per net; tests/test_ensemble.py checks the weights against one-by-one training); other models are
+    trained one by one. Returns the models in eval mode.
+    """
+    seeds = list(seeds)
+    if len(seeds) != len(models):
+        raise DistillError(f"{len(models)} models but {len(seeds)} seeds; pass one seed per model")
+    if not stackable(models):
+        return [train_network(m, images, labels, config, seed=s, device=device, progress=progress)
+                for m, s in zip(models, seeds)]
+    _check_set(images, labels)
+    device = torch.device(device)
+    ensemble = ConvNetEnsemble([m.to(device) for m in models]).to(device).train()
+    images, labels = images.to(device), labels.to(device)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    ensemble.to(memory_format=layout)
+    optimizer, scheduler = _sgd(ensemble.parameters(), config, len(images))
+    dsa = DSA(config.dsa_strategy if config.dsa else "none")
+    shuffles = [stream(s, SHUFFLE) for s in seeds]
+    augments = [stream(s, AUGMENT) for s in seeds]
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in tqdm(range(config.epochs), disable=not progress, desc=f"train {len(models)} nets", unit="ep",
+                  leave=False):
+        orders = [torch.randperm(len(images), generator=g).to(device) for g in shuffles]
+        for start in range(0, len(images), config.batch_size):
+            batches = [order[start:start + config.batch_size] for order in orders]
+            x = torch.cat([dsa(images[idx], g, siamese=False) for idx, g in zip(batches, augments)], dim=1)
+            out = ensemble(x.contiguous(memory_format=layout))
+            # The sum's gradient with respect to net i's weights is net i's own loss gradient.
+            loss = sum(loss_fn(out[:, i], labels[idx]) for i, idx in enumerate(batches))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        if not torch.isfinite(loss):
+            raise DistillError(f"training loss became {float(loss)}; lower the learning rate (--lr)")
+    ensemble.write_back(models)
+    return [m.to(memory_format=torch.contiguous_format).eval() for m in models]
+
+
 @torch.no_grad()
 def test_accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, device: torch.device | str = "cpu",
                   batch_size: int = 1000) -> float:
@@ -134,20 +189,28 @@ def test_accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, device: t
 
 def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str | Callable[[], nn.Module] = "convnet",
              config: TrainConfig, seeds: Sequence[int], device: torch.device | str = "cpu",
-             num_classes: int | None = None, progress: bool = False, **network_kwargs) -> EvalResult:
-    """Train one fresh network per seed on ``images`` and report test accuracy at the end of training."""
+             num_classes: int | None = None, progress: bool = False, together: bool = True,
+             **network_kwargs) -> EvalResult:
+    """Train one fresh network per seed on ``images`` and report test accuracy at the end of training.
+
+    ``together``: train ConvNets of one evaluation at once (:func:`train_networks`; the same math per net).
+    """
     num_classes = num_classes or test.num_classes
     seeds = list(seeds)
     if not seeds:
         raise DistillError("evaluate() got no seeds; pass e.g. seeds=[0, 1, 2] (one network is trained per seed)")
+    def build(seed: int) -> nn.Module:
+        model = network() if callable(network) else get_network(
+            network, num_classes=num_classes, channels=images.shape[1], image_size=images.shape[-1], **network_kwargs)
+        return init_parameters(model, stream(seed, TRAIN))
+
+    models = [build(seed) for seed in seeds]
+    if together and stackable(models):  # the same math, trained at once (train_networks)
+        train_networks(models, images, labels, config, seeds=seeds, device=device, progress=progress)
+        iterator = tqdm(models, disable=not progress, desc="test", unit="net")
+        return EvalResult.of([test_accuracy(m, test.images, test.labels, device=device) for m in iterator])
     runs = []
-    for seed in tqdm(seeds, disable=not progress, desc="evaluate", unit="net"):
-        if callable(network):
-            model = network()
-        else:
-            model = get_network(network, num_classes=num_classes, channels=images.shape[1],
-                                image_size=images.shape[-1], **network_kwargs)
-        init_parameters(model, stream(seed, TRAIN))
+    for seed, model in tqdm(list(zip(seeds, models)), disable=not progress, desc="evaluate", unit="net"):
         train_network(model, images, labels, config, seed=seed, device=device, progress=progress)
         runs.append(test_accuracy(model, test.images, test.labels, device=device))
     return EvalResult.of(runs)
