@@ -1,7 +1,8 @@
 """Seconds per DataDAM iteration and peak memory: the public loop's way against ours, in one run.
 
 Prints JSON. Each configuration runs in its own subprocess so that its peak RSS is its own.
-Usage: python benchmarks/distill_speed.py [--ipcs 1,10,50] [--batches 64,256] [--iters 3]
+Also times the evaluation: 3 nets trained one by one against together (distill/ensemble.py).
+Usage: python benchmarks/distill_speed.py [--ipcs 1,10,50] [--batches 64,256] [--iters 3] [--out FILE]
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distill.data import from_tensors  # noqa: E402
+from distill.hardware import machine_info  # noqa: E402
+from distill.io import write_json  # noqa: E402
 from distill.methods import DistillConfig  # noqa: E402
 
 
@@ -137,18 +140,27 @@ def _fake_cifar(per_class: int = 600):
     return from_tensors(torch.randn(len(labels), 3, 32, 32, generator=g), labels)
 
 
+def _parse_impl(impl: str) -> dict:
+    """``exact`` (fp32 eager), ``exact-nchw``, ``compiled`` (fp32, torch.compile), ``bf16``, ``bf16+compiled``,
+    ``auto`` (what the loop picks on this machine); ``+alloc`` keeps freed buffers (distill.perf)."""
+    parts = set(impl.split("+"))
+    if "auto" in parts:
+        return {"precision": "auto", "compile": None, "channels_last": True}
+    return {"precision": "bf16" if "bf16" in parts else "fp32", "compile": "compiled" in parts,
+            "channels_last": "exact-nchw" not in parts}
+
+
 def run_one(impl: str, ipc: int, batch: int, variant: str, iters: int) -> dict:
-    """Time ``iters`` iterations after one warm-up, in this process."""
+    """Time ``iters`` iterations after warm-up, in this process."""
     from distill.methods.matching import run_matching
     from distill.perf import tune_allocator
 
-    if impl.endswith("+alloc"):
+    if impl.endswith("+alloc") or impl == "auto":
         tune_allocator()
     train = _fake_cifar(max(batch, ipc) + 10)
-    cfg = DistillConfig(method="datadam", variant=variant, ipc=ipc, batch_real=batch,
-                        compile=impl.startswith("compiled"), channels_last=impl != "exact-nchw").resolved()
     times = []
     if impl == "baseline":
+        cfg = DistillConfig(method="datadam", variant=variant, ipc=ipc, batch_real=batch).resolved()
         images_all = train.images
         indices = [train.indices_of(c).tolist() for c in range(10)]
         syn = train.images[torch.cat([train.indices_of(c)[:ipc] for c in range(10)])].clone().requires_grad_(True)
@@ -159,15 +171,47 @@ def run_one(impl: str, ipc: int, batch: int, variant: str, iters: int) -> dict:
             if i:
                 times.append(time.perf_counter() - t)
     else:
+        cfg = DistillConfig(method="datadam", variant=variant, ipc=ipc, batch_real=batch,
+                            **_parse_impl(impl.replace("+alloc", ""))).resolved()
         stamps = []
-        cfg.iterations = iters + (3 if cfg.compile else 1)
+        cfg.iterations = iters + (4 if cfg.compile else 2)  # the first steps pay for compilation and kernel choice
         run_matching(train, list(range(10)), cfg, seed=0, device=torch.device("cpu"), progress=False,
                      callback=lambda it, loss: stamps.append(time.perf_counter()))
         times = list(np.diff(stamps))[-iters:]
     flops = _flops_per_iteration(train, cfg) if impl.startswith("exact") else None
-    return {"impl": impl, "ipc": ipc, "batch_real": batch, "variant": variant,
-            "seconds_per_iteration": statistics.median(times), "times": times,
+    return {"impl": impl, "ipc": ipc, "batch_real": batch, "variant": variant, "precision": cfg.precision,
+            "compiled": bool(cfg.compile), "seconds_per_iteration": statistics.median(times), "times": times,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "flops": flops}
+
+
+def eval_one(ipc: int, epochs: int, nets: int, protocol: str) -> dict:
+    """Seconds to train ``nets`` evaluation ConvNets on an ipc-``ipc`` CIFAR-sized set: one by one, then together."""
+    from distill.evaluate import TrainConfig, protocol_setup, train_network, train_networks
+    from distill.methods.seeds import stream
+    from distill.networks import ConvNet, init_parameters
+
+    train = _fake_cifar(ipc)
+    config, net_kwargs = protocol_setup(protocol, TrainConfig(epochs=epochs))
+
+    def fresh() -> list:
+        return [init_parameters(ConvNet(num_classes=10, **net_kwargs), stream(s, 10)) for s in range(nets)]
+
+    train_networks(fresh(), train.images, train.labels, replace_epochs(config, 1), seeds=range(nets))  # warm-up
+    t = time.perf_counter()
+    for s, model in enumerate(fresh()):
+        train_network(model, train.images, train.labels, config, seed=s)
+    alone = time.perf_counter() - t
+    t = time.perf_counter()
+    train_networks(fresh(), train.images, train.labels, config, seeds=range(nets))
+    together = time.perf_counter() - t
+    return {"eval": protocol, "ipc": ipc, "nets": nets, "epochs": epochs, "one_by_one_seconds": alone,
+            "together_seconds": together, "speedup": alone / together}
+
+
+def replace_epochs(config, epochs: int):  # noqa: ANN001, ANN201
+    import dataclasses
+
+    return dataclasses.replace(config, epochs=epochs)
 
 
 def _flops_per_iteration(train, cfg) -> float:
@@ -201,11 +245,17 @@ def main() -> None:
     parser.add_argument("--ipcs", default="1,10,50")
     parser.add_argument("--batches", default="64,256")
     parser.add_argument("--variants", default="official,paper")
-    parser.add_argument("--impls", default="baseline,exact,exact+alloc")
-    parser.add_argument("--compiled", default="10:64", help="ipc:batch pairs also timed with torch.compile")
+    parser.add_argument("--impls", default="baseline,exact+alloc,compiled+alloc,auto")
+    parser.add_argument("--compiled", default="", help="ipc:batch pairs also timed with compiled+alloc only")
+    parser.add_argument("--eval", default="1:1000,10:100", help="ipc:epochs pairs of the evaluation timing "
+                                                               "(3 nets, dm protocol); empty to skip")
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--one", nargs=4, metavar=("IMPL", "IPC", "BATCH", "VARIANT"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
+    if args.one and args.one[0] == "eval":
+        print(json.dumps(eval_one(int(args.one[1]), int(args.one[2]), 3, args.one[3])))
+        return
     if args.one:
         impl, ipc, batch, variant = args.one
         print(json.dumps(run_one(impl, int(ipc), int(batch), variant, args.iters)))
@@ -237,8 +287,18 @@ def main() -> None:
         if exact and "error" not in r:
             r["achieved_gflops"] = exact["flops"] / r["seconds_per_iteration"] / 1e9
             r["fraction_of_peak"] = r["achieved_gflops"] / peak
-    print(json.dumps({"machine": {"cpu_threads": torch.get_num_threads(), "peak_conv_gflops": peak,
-                                  "torch": torch.__version__}, "rows": rows}, indent=2))
+    evals = []
+    for pair in filter(None, args.eval.split(",")):
+        ipc, epochs = pair.split(":")
+        proc = subprocess.run([sys.executable, __file__, "--one", "eval", ipc, epochs, "dm"], capture_output=True,
+                              text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        evals.append(json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0
+                     else {"ipc": int(ipc), "error": proc.stderr.strip().splitlines()[-1:]})
+        print(json.dumps(evals[-1]), file=sys.stderr, flush=True)
+    report = {"machine": {**machine_info(), "peak_conv_gflops": peak}, "rows": rows, "evaluation": evals}
+    if args.out:
+        write_json(args.out, report)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
