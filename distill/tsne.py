@@ -107,7 +107,7 @@ def plot_tsne(points: TsnePoints, path: str | Path, *, title: str) -> None:
     for i, c in enumerate(classes):
         colour = cmap(i % cmap.N)
         mine = points.labels == c
-        ax.scatter(*points.coords[real & mine].T, s=10, color=colour, alpha=0.45, linewidths=0)
+        ax.scatter(*points.coords[real & mine].T, s=12, color=colour, alpha=0.55, linewidths=0)
         ax.scatter(*points.coords[syn & mine].T, s=170, marker="*", color=colour, edgecolors="black",
                    linewidths=0.7, zorder=3)
     handles = [Line2D([], [], ls="", marker="o", color=cmap(i % cmap.N), label=points.class_names[c])
@@ -140,7 +140,8 @@ def tsne_run(run_dir: str | Path, *, data_root: str | None = None, per_class: in
                          train_per_class=train_per_class, device=device)
     how = "random ConvNet-3" if encoder == "random" else f"ConvNet-3 trained {epochs} epochs on real images"
     variant = f" ({synthetic.config.get('variant')})" if synthetic.method == "datadam" else ""
-    title = (f"t-SNE of {synthetic.method}{variant} {dataset} ipc {synthetic.ipc} (stars) over {per_class} real "
+    steps = f", {synthetic.iterations} iterations" if synthetic.iterations else ""
+    title = (f"t-SNE of {synthetic.method}{variant} {dataset} ipc {synthetic.ipc}{steps} (stars) over {per_class} real "
              f"images per class (dots)\nembeddings of one {how}, seed {seed}")
     plot_tsne(points, Path(out) if out else run_dir / "tsne.png", title=title)
     return points
