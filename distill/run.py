@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     device = local_device(resolve_device(cfg.device))
     for name in _eval_networks(cfg) if cfg.eval > 0 else []:
         if name not in list_networks():
-            raise DistillError(f"unknown evaluation network {name!r}; choose one of {', '.join(list_networks())}")
+            flag = "--eval-networks" if cfg.eval_networks else "--eval-network"
+            raise DistillError(f"unknown {flag} {name!r}; choose one of {', '.join(list_networks())}")
     if len(set(cfg.eval_networks)) != len(cfg.eval_networks):
         raise DistillError(f"--eval-networks {','.join(cfg.eval_networks)} repeats a network; list each once")
     # Everything the run needs is read before the first iteration, not after an hour of distilling.
