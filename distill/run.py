@@ -209,10 +209,11 @@ def distill_sharded(train, cfg: RunConfig, device, out: Path, *, rank: int, size
     """Distill on this process; under torchrun, each rank takes a share of the classes.
 
     Classes are independent except through a BatchNorm encoder, so the sharded result equals the
-    single-process one; the BatchNorm variant runs whole on every rank's behalf on rank 0.
+    single-process one; the BatchNorm variant and forgetting run whole on every rank's behalf on rank 0.
     """
     classes = list(range(train.num_classes))
-    coupled = cfg.distill.resolved().norm == "batchnorm"
+    # Forgetting trains one classifier on all the classes: a share of them would select other images.
+    coupled = cfg.distill.resolved().norm == "batchnorm" or cfg.distill.method == "forgetting"
     if size == 1 or coupled:
         if rank != 0:
             return None  # type: ignore[return-value]
