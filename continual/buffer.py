@@ -54,7 +54,8 @@ class DistilledBuffer(ExemplarsBuffer):
 
     When an experience arrives, the classes new in it are distilled from that experience's data only
     (so no future class can leak in) with a method of :mod:`distill` -- ``datadam``, ``dm``, ``herding``,
-    ``kcenter``, ``forgetting`` (which needs two classes or more per experience) or ``random`` -- or taken from a precomputed :class:`~distill.synthetic.SyntheticSet`. The memory
+    ``kcenter``, ``forgetting`` (which needs two classes or more per experience) or ``random`` -- or taken
+    from a precomputed :class:`~distill.synthetic.SyntheticSet`. The memory
     holds ``min(ipc, max_size // classes_seen)`` images of every class seen and none of any other.
     Items have the stream's arity (``(x, y)`` or ``(x, y, t)``) and live in the stream's input space:
     distilled images are computed from the stream's eval-transformed tensors.
@@ -261,7 +262,8 @@ class DistilledBuffer(ExemplarsBuffer):
         """Distill ``classes`` in one call (one class, except for the methods in ``TOGETHER``)."""
         images = torch.cat([real[c] for c in classes])
         mean, std = self.normalization or ((0.0,) * images.shape[1], (1.0,) * images.shape[1])
-        labels = torch.tensor(classes, dtype=torch.long).repeat_interleave(torch.tensor([len(real[c]) for c in classes]))
+        counts = torch.tensor([len(real[c]) for c in classes])
+        labels = torch.tensor(classes, dtype=torch.long).repeat_interleave(counts)
         train = from_tensors(images, labels, self._names_for(max(classes)), mean=mean, std=std)
         synthetic, cached = load_or_distill(self._cache_file(classes, images), train, self.config, classes=classes,
                                             seed=self.seed, device=self.device, progress=self.progress)

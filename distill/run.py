@@ -183,7 +183,8 @@ def plan(cfg: RunConfig, train, test, device, out: Path, *, note: str = "") -> J
         return JobClock(0, eval_seconds)
 
     def announce(rate: float) -> None:
-        evaluation = (f", then {cfg.eval} evaluation nets x {cfg.train.epochs} epochs ~ {minutes(eval_seconds)}"
+        nets = cfg.eval * len(_eval_networks(cfg))
+        evaluation = (f", then {nets} evaluation nets x {cfg.train.epochs} epochs ~ {minutes(eval_seconds)}"
                       if test is not None else "")
         tqdm.write(f"plan{f' ({note})' if note else ''}: {d.method} ipc {d.ipc}, {d.iterations} iterations at {rate:.2f} s/it ({d.precision}"
                    f"{', compiled' if d.compile else ''}) ~ {minutes(rate * d.iterations)}{evaluation}; "

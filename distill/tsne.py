@@ -32,7 +32,8 @@ class TsnePoints:
     class_names: list[str]
 
 
-def real_sample(train: ClassDataset, classes: list[int], per_class: int, seed: int, key: int = SAMPLE) -> tuple[Tensor, Tensor]:
+def real_sample(train: ClassDataset, classes: list[int], per_class: int, seed: int,
+                key: int = SAMPLE) -> tuple[Tensor, Tensor]:
     """``per_class`` seeded random real images of each class (all of them where a class has fewer)."""
     parts, labels = [], []
     for c in classes:

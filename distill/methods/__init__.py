@@ -271,5 +271,5 @@ def _seconds_before(checkpoint: Path) -> float:
         return 0.0
 
 
-__all__ = ["DistillConfig", "MethodOutput", "METHODS", "SELECTION_METHODS", "VARIANTS", "check_image_size", "distill", "list_methods",
-           "load_or_distill", "nan_hint", "result_key"]
+__all__ = ["DistillConfig", "MethodOutput", "METHODS", "SELECTION_METHODS", "VARIANTS", "check_image_size", "distill",
+           "list_methods", "load_or_distill", "nan_hint", "result_key"]
