@@ -68,7 +68,7 @@ def _embed(net: ConvNet, images: Tensor, device: torch.device | str, batch_size:
 
 
 def tsne_points(synthetic: SyntheticSet, train: ClassDataset, *, per_class: int = 100, encoder: str = "random",
-                seed: int = 0, epochs: int = 30, train_per_class: int = 500,
+                seed: int = 0, epochs: int = 20, train_per_class: int = 200,
                 device: torch.device | str = "cpu") -> TsnePoints:
     """Embed the synthetic images and a seeded real sample with one encoder and run scikit-learn's TSNE on both."""
     from sklearn.manifold import TSNE
@@ -127,7 +127,7 @@ def plot_tsne(points: TsnePoints, path: str | Path, *, title: str) -> None:
 
 
 def tsne_run(run_dir: str | Path, *, data_root: str | None = None, per_class: int = 100, encoder: str = "random",
-             seed: int = 0, epochs: int = 30, train_per_class: int = 500, out: str | Path | None = None,
+             seed: int = 0, epochs: int = 20, train_per_class: int = 200, out: str | Path | None = None,
              device: torch.device | str = "cpu") -> TsnePoints:
     """``tsne.png`` for the ``synthetic.pt`` of a ``distill.run`` folder, over the dataset named in its config."""
     run_dir = Path(run_dir)
