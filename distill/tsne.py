@@ -18,7 +18,7 @@ from distill.networks import ConvNet, init_parameters
 from distill.synthetic import SyntheticSet
 
 # Stream keys of this module, clear of seeds.py's, evaluate.py's and coreset.py's.
-SAMPLE, ENCODER, ENCODER_DATA = 30, 31, 32
+SAMPLE, ENCODER = 30, 31
 ENCODERS = ("random", "trained")
 
 
@@ -32,31 +32,35 @@ class TsnePoints:
     class_names: list[str]
 
 
-def real_sample(train: ClassDataset, classes: list[int], per_class: int, seed: int,
-                key: int = SAMPLE) -> tuple[Tensor, Tensor]:
-    """``per_class`` seeded random real images of each class (all of them where a class has fewer)."""
+def real_sample(train: ClassDataset, classes: list[int], per_class: int, seed: int, *,
+                skip: int = 0) -> tuple[Tensor, Tensor]:
+    """``per_class`` seeded random real images of each class (fewer where a class runs out).
+
+    One seeded permutation per class: ``skip`` passes over its first images, so that samples drawn
+    with different ``skip`` never share an image.
+    """
     parts, labels = [], []
     for c in classes:
         idx = train.indices_of(c)
-        picked = idx[real_indices(len(idx), per_class, stream(seed, key, c))]
+        picked = idx[real_indices(len(idx), skip + per_class, stream(seed, SAMPLE, c))[skip:]]
         parts.append(train.images[picked])
         labels.append(torch.full((len(picked),), c, dtype=torch.long))
     return torch.cat(parts), torch.cat(labels)
 
 
 def make_encoder(train: ClassDataset, classes: list[int], *, encoder: str, seed: int, epochs: int,
-                 train_per_class: int, device: torch.device | str = "cpu") -> ConvNet:
+                 train_per_class: int, plotted_per_class: int = 0, device: torch.device | str = "cpu") -> ConvNet:
     """A ConvNet-3: randomly initialised, or trained ``epochs`` epochs on a seeded real sample.
 
-    The trained encoder's sample is drawn from its own stream, apart from the plotted one, so that the
-    dots are not the images the encoder memorised.
+    The trained encoder learns from images after the first ``plotted_per_class`` of each class's
+    permutation (see :func:`real_sample`), so that the dots are never images it memorised.
     """
     if encoder not in ENCODERS:
         raise DistillError(f"unknown encoder {encoder!r}; use random or trained")
     net = ConvNet(num_classes=train.num_classes, channels=train.image_shape[0], image_size=train.image_shape[-1])
     init_parameters(net, stream(seed, ENCODER))
     if encoder == "trained":
-        images, labels = real_sample(train, classes, train_per_class, seed, key=ENCODER_DATA)
+        images, labels = real_sample(train, classes, train_per_class, seed, skip=plotted_per_class)
         train_network(net, images, labels, TrainConfig(epochs=epochs), seed=seed, device=device)
     return net.to(device).eval()
 
@@ -79,7 +83,7 @@ def tsne_points(synthetic: SyntheticSet, train: ClassDataset, *, per_class: int 
     classes = list(synthetic.class_ids)
     real, real_labels = real_sample(train, classes, per_class, seed)
     net = make_encoder(train, classes, encoder=encoder, seed=seed, epochs=epochs, train_per_class=train_per_class,
-                       device=device)
+                       plotted_per_class=per_class, device=device)
     feats = torch.cat([_embed(net, synthetic.images, device), _embed(net, real, device)]).numpy()
     n = len(feats)
     if n < 3:

@@ -56,3 +56,13 @@ def test_mismatched_images_are_refused(tiny_dataset):
     synthetic.images = torch.nn.functional.interpolate(synthetic.images, size=16)
     with pytest.raises(DistillError, match="--data-root"):
         tsne_points(synthetic, tiny_dataset, per_class=4)
+
+
+def test_the_trained_encoder_never_sees_the_plotted_images(tiny_dataset):
+    from distill.tsne import real_sample
+
+    plotted, _ = real_sample(tiny_dataset, [0, 1, 2], 5, seed=0)
+    learned, _ = real_sample(tiny_dataset, [0, 1, 2], 10, seed=0, skip=5)
+    assert len(learned) == 30
+    both = torch.cat([plotted, learned]).flatten(1)
+    assert len(torch.unique(both, dim=0)) == 45
