@@ -27,6 +27,10 @@ from distill.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
 
+# Methods that select a class's images against the other classes of its experience (forgetting trains
+# a classifier on them): they distill the classes new in an experience together, from its data only.
+TOGETHER = ("forgetting",)
+
 def _fingerprint(images: Tensor) -> str:
     """A content hash of the real images a memory is distilled from (part of the cache key)."""
     h = hashlib.sha1(str(tuple(images.shape)).encode())
@@ -49,8 +53,9 @@ class DistilledBuffer(ExemplarsBuffer):
     """Class-balanced replay memory whose images per class are a distilled (or selected) set of that class.
 
     When an experience arrives, the classes new in it are distilled from that experience's data only
-    (so no future class can leak in) with a method of :mod:`distill` -- ``datadam``, ``dm``, ``herding``
-    or ``random`` -- or taken from a precomputed :class:`~distill.synthetic.SyntheticSet`. The memory
+    (so no future class can leak in) with a method of :mod:`distill` -- ``datadam``, ``dm``, ``herding``,
+    ``kcenter``, ``forgetting`` (which needs two classes or more per experience) or ``random`` -- or taken
+    from a precomputed :class:`~distill.synthetic.SyntheticSet`. The memory
     holds ``min(ipc, max_size // classes_seen)`` images of every class seen and none of any other.
     Items have the stream's arity (``(x, y)`` or ``(x, y, t)``) and live in the stream's input space:
     distilled images are computed from the stream's eval-transformed tensors.
@@ -163,8 +168,11 @@ class DistilledBuffer(ExemplarsBuffer):
                     self.memories[c] = self._from_synthetic(c)
             else:
                 real = self._real_images(dataset, new)
-                for c in new:
-                    self.memories[c] = self._distill_class(c, real[c])
+                if self.method in TOGETHER:
+                    self.memories.update(self._distill_classes(new, real))
+                else:
+                    for c in new:
+                        self.memories[c] = self._distill_class(c, real[c])
             self.seen_classes.extend(new)
         self._rebuild()
 
@@ -236,28 +244,37 @@ class DistilledBuffer(ExemplarsBuffer):
             return self.class_names
         return [str(i) for i in range(c + 1)]
 
-    def _cache_file(self, c: int, images: Tensor) -> Path | None:
+    def _cache_file(self, classes: list[int], images: Tensor) -> Path | None:
         if self.cache_dir is None:
             return None
-        key = json.dumps({"class": c, "seed": self.seed, "config": result_key(self.config),
-                          "data": _fingerprint(images)},
+        # One class keeps the key it always had, so that existing caches stay valid.
+        key = json.dumps({"class": classes[0] if len(classes) == 1 else classes, "seed": self.seed,
+                          "config": result_key(self.config), "data": _fingerprint(images)},
                          sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-        return self.cache_dir / f"{self.method}-class{c}-ipc{self.ipc}-seed{self.seed}-{digest}.pt"
+        name = "-".join(map(str, classes))
+        return self.cache_dir / f"{self.method}-class{name}-ipc{self.ipc}-seed{self.seed}-{digest}.pt"
 
     def _distill_class(self, c: int, images: Tensor) -> Tensor:
+        return self._distill_classes([c], {c: images})[c]
+
+    def _distill_classes(self, classes: list[int], real: dict[int, Tensor]) -> dict[int, Tensor]:
+        """Distill ``classes`` in one call (one class, except for the methods in ``TOGETHER``)."""
+        images = torch.cat([real[c] for c in classes])
         mean, std = self.normalization or ((0.0,) * images.shape[1], (1.0,) * images.shape[1])
-        labels = torch.full((len(images),), c, dtype=torch.long)
-        train = from_tensors(images, labels, self._names_for(c), mean=mean, std=std)
-        synthetic, cached = load_or_distill(self._cache_file(c, images), train, self.config, classes=[c],
+        counts = torch.tensor([len(real[c]) for c in classes])
+        labels = torch.tensor(classes, dtype=torch.long).repeat_interleave(counts)
+        train = from_tensors(images, labels, self._names_for(max(classes)), mean=mean, std=std)
+        synthetic, cached = load_or_distill(self._cache_file(classes, images), train, self.config, classes=classes,
                                             seed=self.seed, device=self.device, progress=self.progress)
         if cached:
             self.cache_hits += 1
             self.cached_distill_seconds += synthetic.seconds
         else:
             self.distill_seconds += synthetic.seconds
-        self.sets[c] = synthetic
-        return synthetic.images_of(c)
+        for c in classes:
+            self.sets[c] = synthetic.subset([c]) if len(classes) > 1 else synthetic
+        return {c: synthetic.images_of(c) for c in classes}
 
     def _from_synthetic(self, c: int) -> Tensor:
         assert self.synthetic is not None

@@ -169,7 +169,7 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
         train, test = load_data(cfg)
     num_classes = train.num_classes
     check_steps(cfg.steps, num_classes)
-    if any(m in ("datadam", "dm", "herding") for m in cfg.memory):  # they run a ConvNet encoder
+    if any(m in ("datadam", "dm", "herding", "kcenter", "forgetting") for m in cfg.memory):  # a ConvNet encoder
         check_image_size(cfg.distill, train.image_shape)
     out.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, ipc=cfg.ipc))  # the ipc actually used

@@ -214,3 +214,35 @@ def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str
         train_network(model, images, labels, config, seed=seed, device=device, progress=progress)
         runs.append(test_accuracy(model, test.images, test.labels, device=device))
     return EvalResult.of(runs)
+
+
+def evaluate_networks(images: Tensor, labels: Tensor, test: ClassDataset, networks: Sequence[str], *,
+                      setup: Callable[[str], tuple[TrainConfig, dict]], seeds: Sequence[int],
+                      device: torch.device | str = "cpu", num_classes: int | None = None,
+                      progress: bool = False) -> dict[str, dict]:
+    """Cross-architecture evaluation: :func:`evaluate` the same set with each of ``networks``.
+
+    Args:
+        networks: registry names, e.g. ``["convnet", "alexnet", "vgg11", "resnet18"]`` (METHOD.md §2).
+        setup: a network's training config and keyword arguments (the ConvNet's protocol norm, say).
+
+    Returns:
+        Per network, in order: ``mean``, ``std``, ``runs`` (test %), ``network``, ``epochs``,
+        ``batch_size``, the network keyword arguments and ``seconds`` (training and testing).
+    """
+    import time
+
+    if not networks:
+        raise DistillError("evaluate_networks() got no networks; pass e.g. ['convnet', 'alexnet']")
+    if len(set(networks)) != len(networks):
+        raise DistillError(f"networks {list(networks)} repeat; list each once")
+    table = {}
+    for name in networks:
+        train_cfg, net_kwargs = setup(name)
+        start = time.perf_counter()
+        result = evaluate(images, labels, test, network=name, config=train_cfg, seeds=seeds, device=device,
+                          num_classes=num_classes, progress=progress, **net_kwargs)
+        table[name] = {"mean": result.mean, "std": result.std, "runs": result.runs, "network": name,
+                       "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size, **net_kwargs,
+                       "seconds": time.perf_counter() - start}
+    return table

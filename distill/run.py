@@ -15,10 +15,10 @@ from distill.config import (add_config_args, checked, make_run_dir, preset_path,
 from distill.data import DATASETS, load_dataset
 from distill.distributed import gather, local_device, shard, world
 from distill.errors import DistillError
-from distill.evaluate import EVAL_PROTOCOLS, TrainConfig, evaluate, protocol_setup
+from distill.evaluate import EVAL_PROTOCOLS, TrainConfig, evaluate_networks, protocol_setup
 from distill.hardware import machine_info
 from distill.io import atomic_write_text, write_json
-from distill.methods import DistillConfig, check_image_size, distill
+from distill.methods import SELECTION_METHODS, DistillConfig, check_image_size, distill
 from distill.networks import list_networks
 from distill.perf import tune_allocator
 from distill.plot import downsample, plot_loss
@@ -38,6 +38,10 @@ class RunConfig:
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     eval: int = field(default=0, metadata={"help": "evaluate with this many freshly trained networks", "min": 0})
     eval_network: str = field(default="convnet", metadata={"help": "network trained for evaluation"})
+    eval_networks: tuple[str, ...] = field(default=(), metadata={
+        "help": "cross-architecture evaluation: networks trained on the same set, comma-separated, e.g. "
+                "convnet,alexnet,vgg11,resnet18; one table each in results.json (accuracy_by_network), "
+                "the first also as accuracy (default: --eval-network only)"})
     eval_protocol: str = field(default="dm", metadata={
         "help": "dm (instancenorm ConvNet, batch 256) | official (the DataDAM code's: BatchNorm ConvNet, batch 64)",
         "choices": tuple(EVAL_PROTOCOLS)})
@@ -109,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     previous = refuse_to_overwrite(out, _RUN_FILES, resume=args.resume, overwrite=args.overwrite)
     rank, size = world()
     device = local_device(resolve_device(cfg.device))
-    if cfg.eval > 0 and cfg.eval_network not in list_networks():
-        raise DistillError(f"unknown --eval-network {cfg.eval_network!r}; choose one of {', '.join(list_networks())}")
+    for name in _eval_networks(cfg) if cfg.eval > 0 else []:
+        if name not in list_networks():
+            flag = "--eval-networks" if cfg.eval_networks else "--eval-network"
+            raise DistillError(f"unknown {flag} {name!r}; choose one of {', '.join(list_networks())}")
+    if len(set(cfg.eval_networks)) != len(cfg.eval_networks):
+        raise DistillError(f"--eval-networks {','.join(cfg.eval_networks)} repeats a network; list each once")
     # Everything the run needs is read before the first iteration, not after an hour of distilling.
     train = load_dataset(cfg.dataset, "train", data_root=cfg.data_root)
     test = load_dataset(cfg.dataset, "test", data_root=cfg.data_root) if cfg.eval > 0 else None
@@ -146,13 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         "loss_curve": downsample(curve), "accuracy": None,
     }
     if test is not None:
-        train_cfg, net_kwargs = _eval_setup(cfg)
-        result = evaluate(synthetic.images, synthetic.labels, test, network=cfg.eval_network, config=train_cfg,
-                          seeds=range(cfg.eval), device=device, num_classes=train.num_classes,
-                          progress=not args.quiet, **net_kwargs)
-        results["accuracy"] = {**dataclasses.asdict(result), "network": cfg.eval_network,
-                               "protocol": cfg.eval_protocol, "epochs": train_cfg.epochs,
-                               "batch_size": train_cfg.batch_size, **net_kwargs}
+        table = evaluate_networks(synthetic.images, synthetic.labels, test, _eval_networks(cfg),
+                                  setup=lambda name: _eval_setup(cfg, name), seeds=range(cfg.eval), device=device,
+                                  num_classes=train.num_classes, progress=not args.quiet)
+        for row in table.values():
+            row["protocol"] = cfg.eval_protocol
+        results["accuracy"] = next(iter(table.values()))
+        results["accuracy_by_network"] = table
     write_json(out / "results.json", results)
     print(summary(results, out))
     return 0
@@ -166,16 +174,17 @@ def plan(cfg: RunConfig, train, test, device, out: Path, *, note: str = "") -> J
     """
     d = cfg.distill.resolved(device)
     eval_seconds = 0.0
-    if test is not None:
-        train_cfg, net_kwargs = _eval_setup(cfg)
-        eval_seconds = cfg.eval * probe_eval_seconds(d.ipc * train.num_classes, train.image_shape, train.num_classes,
-                                                     train_cfg, test_images=len(test), network=cfg.eval_network,
-                                                     device=device, **net_kwargs)
-    if d.method in ("random", "herding"):
+    for name in _eval_networks(cfg) if test is not None else []:
+        train_cfg, net_kwargs = _eval_setup(cfg, name)
+        eval_seconds += cfg.eval * probe_eval_seconds(d.ipc * train.num_classes, train.image_shape, train.num_classes,
+                                                      train_cfg, test_images=len(test), network=name,
+                                                      device=device, **net_kwargs)
+    if d.method in SELECTION_METHODS:
         return JobClock(0, eval_seconds)
 
     def announce(rate: float) -> None:
-        evaluation = (f", then {cfg.eval} evaluation nets x {cfg.train.epochs} epochs ~ {minutes(eval_seconds)}"
+        nets = cfg.eval * len(_eval_networks(cfg))
+        evaluation = (f", then {nets} evaluation nets x {cfg.train.epochs} epochs ~ {minutes(eval_seconds)}"
                       if test is not None else "")
         tqdm.write(f"plan{f' ({note})' if note else ''}: {d.method} ipc {d.ipc}, {d.iterations} iterations at {rate:.2f} s/it ({d.precision}"
                    f"{', compiled' if d.compile else ''}) ~ {minutes(rate * d.iterations)}{evaluation}; "
@@ -184,9 +193,14 @@ def plan(cfg: RunConfig, train, test, device, out: Path, *, note: str = "") -> J
     return JobClock(d.iterations, eval_seconds, announce=announce)
 
 
-def _eval_setup(cfg: RunConfig) -> tuple[TrainConfig, dict]:
+def _eval_networks(cfg: RunConfig) -> list[str]:
+    """The networks evaluated: ``eval_networks`` when given, else ``eval_network``."""
+    return list(cfg.eval_networks) or [cfg.eval_network]
+
+
+def _eval_setup(cfg: RunConfig, network: str | None = None) -> tuple[TrainConfig, dict]:
     train_cfg, net_kwargs = protocol_setup(cfg.eval_protocol, cfg.train)
-    if not cfg.eval_network.startswith("convnet"):
+    if not (network or cfg.eval_network).startswith("convnet"):
         net_kwargs = {}  # the protocols' norm is the ConvNet's; other networks keep their own
     return train_cfg, net_kwargs
 
@@ -196,10 +210,11 @@ def distill_sharded(train, cfg: RunConfig, device, out: Path, *, rank: int, size
     """Distill on this process; under torchrun, each rank takes a share of the classes.
 
     Classes are independent except through a BatchNorm encoder, so the sharded result equals the
-    single-process one; the BatchNorm variant runs whole on every rank's behalf on rank 0.
+    single-process one; the BatchNorm variant and forgetting run whole on every rank's behalf on rank 0.
     """
     classes = list(range(train.num_classes))
-    coupled = cfg.distill.resolved().norm == "batchnorm"
+    # Forgetting trains one classifier on all the classes: a share of them would select other images.
+    coupled = cfg.distill.resolved().norm == "batchnorm" or cfg.distill.method == "forgetting"
     if size == 1 or coupled:
         if rank != 0:
             return None  # type: ignore[return-value]
@@ -229,7 +244,11 @@ def summary(results: dict, out: Path) -> str:
     rows = [("method", f"{results['method']} ({results['variant']})" if results["method"] == "datadam"
              else results["method"]), ("dataset / ipc", f"{results['dataset']} / {results['ipc']}"),
             ("iterations", str(results["iterations"])), ("seconds", f"{results['seconds']:.1f}"),
-            ("test accuracy", acc_text), ("output", str(out))]
+            ("test accuracy", acc_text)]
+    by_network = results.get("accuracy_by_network") or {}
+    if len(by_network) > 1:
+        rows += [(f"  {name}", f"{row['mean']:.2f} ± {row['std']:.2f} %") for name, row in by_network.items()]
+    rows.append(("output", str(out)))
     return "\n".join(f"{k:<14} {v}" for k, v in rows)
 
 

@@ -252,3 +252,21 @@ def test_works_as_gdumb_plugin_storage(bench):
     # GDumb trains on the memory only, which the buffer filled before training: 2 then 4 classes x 2
     assert Spy.sizes == [4, 8]
     assert label_counts(plugin.storage_policy) == {c: 2 for c in range(4)}
+
+
+@pytest.mark.parametrize("method", ["kcenter", "forgetting"])
+def test_coreset_memories_are_real_images_of_their_class(bench, method, tmp_path):
+    buffer = DistilledBuffer(8, method=method, ipc=2, cache_dir=tmp_path, distill_config=DistillConfig(width=8))
+    for exp in bench.train_stream:
+        buffer.post_adapt(None, exp)
+        real = {int(c): torch.stack([x for x, y, *_ in exp.dataset.eval() if int(y) == c])
+                for c in exp.classes_in_this_experience}
+        for c, own in real.items():
+            for image in buffer.memories[c]:
+                assert (own == image).flatten(1).all(1).any()
+    assert label_counts(buffer) == {c: 2 for c in range(4)}
+    again = DistilledBuffer(8, method=method, ipc=2, cache_dir=tmp_path, distill_config=DistillConfig(width=8))
+    for exp in bench.train_stream:
+        again.post_adapt(None, exp)
+    assert again.cache_hits == len(bench.train_stream) if method == "forgetting" else again.cache_hits == 4
+    assert all(torch.equal(buffer.memories[c], again.memories[c]) for c in range(4))

@@ -61,3 +61,24 @@ def test_torchrun_shards_classes_and_equals_one_process(cifar_tree, tmp_path):
     assert (tmp_path / "two" / "checkpoint-rank1.pt").is_file()  # rank 1 really distilled its share
     two, one = SyntheticSet.load(tmp_path / "two" / "synthetic.pt"), SyntheticSet.load(tmp_path / "one" / "synthetic.pt")
     assert two.class_ids == list(range(10)) and two.images.equal(one.images)
+
+
+def test_eval_networks_write_one_table_per_network(cifar_tree, tmp_path):
+    out = tmp_path / "cross"
+    code = main(["--dataset", "cifar10", "--data-root", str(cifar_tree), "--preset", "smoke", "--method", "kcenter",
+                 "--width", "16", "--eval", "1", "--eval-epochs", "1", "--eval-networks", "convnet,alexnet",
+                 "--device", "cpu", "--out", str(out), "--quiet"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    table = results["accuracy_by_network"]
+    assert list(table) == ["convnet", "alexnet"]
+    assert all(len(row["runs"]) == 1 and 0 <= row["mean"] <= 100 and row["seconds"] > 0 for row in table.values())
+    assert results["accuracy"] == table["convnet"] and table["convnet"]["norm"] == "instancenorm"
+    assert "norm" not in table["alexnet"]  # the protocol's norm is the ConvNet's
+    assert tomllib.loads((out / "config.toml").read_text())["eval_networks"] == ["convnet", "alexnet"]
+
+
+def test_unknown_eval_network_is_named(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "distill.run", "--out", str(tmp_path / "o"), "--quiet", "--eval", "1",
+                           "--eval-networks", "convnet,lenet"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "'lenet'" in proc.stderr and "Traceback" not in proc.stderr

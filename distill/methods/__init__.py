@@ -21,7 +21,9 @@ from distill.synthetic import SyntheticSet, git_revision
 
 log = logging.getLogger(__name__)
 
-METHODS = ("datadam", "dm", "random", "herding")
+METHODS = ("datadam", "dm", "random", "herding", "kcenter", "forgetting")
+#: Methods that pick real images rather than learn them (no iterations; coreset.py and selection.py).
+SELECTION_METHODS = ("random", "herding", "kcenter", "forgetting")
 VARIANTS = {
     # METHOD.md §1: the paper's table, and the public code (BatchNorm, p = 1, batch_real 64).
     "paper": {"norm": "instancenorm", "power": 4.0, "batch_real": 256},
@@ -34,7 +36,7 @@ VARIANTS = {
 class DistillConfig:
     """Every knob of a distillation run; ``None`` means "the method's or variant's default"."""
 
-    method: str = field(default="datadam", metadata={"help": "datadam | dm | random | herding",
+    method: str = field(default="datadam", metadata={"help": "datadam | dm | random | herding | kcenter | forgetting",
                                                      "choices": METHODS})
     variant: str = field(default="paper", metadata={"help": "datadam variant: paper (instancenorm, p=4) or "
                                                             "official (batchnorm, p=1, batch_real 64)",
@@ -103,7 +105,7 @@ class MethodOutput:
 
 # Settings that never change the images: layout and compilation keep the math, the rest is bookkeeping.
 _NO_EFFECT = ("compile", "channels_last", "checkpoint_minutes")
-# All that the selection methods (random, herding) read.
+# All that the selection methods (random, herding, kcenter, forgetting) read.
 _SELECTION_READS = ("method", "ipc", "depth", "width", "norm")
 
 
@@ -132,7 +134,7 @@ def list_methods() -> list[str]:
 def result_key(config: DistillConfig, device: torch.device | str | None = None) -> dict:
     """The resolved settings that determine a method's images: what a cache entry or a checkpoint must match."""
     record = config_to_dict(config.resolved(device))
-    if record["method"] in ("random", "herding"):
+    if record["method"] in SELECTION_METHODS:
         return {k: record[k] for k in _SELECTION_READS}
     return {k: v for k, v in record.items() if k not in _NO_EFFECT}
 
@@ -205,10 +207,11 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     checkpoint = Path(checkpoint) if checkpoint else None
     before = _seconds_before(checkpoint) if resume and checkpoint is not None else 0.0
     start = time.perf_counter()
-    if cfg.method in ("random", "herding"):
+    if cfg.method in SELECTION_METHODS:
+        from distill.methods.coreset import forgetting, kcenter
         from distill.methods.selection import herding, random_real
 
-        fn = random_real if cfg.method == "random" else herding
+        fn = {"random": random_real, "herding": herding, "kcenter": kcenter, "forgetting": forgetting}[cfg.method]
         output = fn(train, classes, cfg, seed=seed, device=device)
     else:
         from distill.methods.matching import run_matching
@@ -268,5 +271,5 @@ def _seconds_before(checkpoint: Path) -> float:
         return 0.0
 
 
-__all__ = ["DistillConfig", "MethodOutput", "METHODS", "VARIANTS", "check_image_size", "distill", "list_methods",
-           "load_or_distill", "nan_hint", "result_key"]
+__all__ = ["DistillConfig", "MethodOutput", "METHODS", "SELECTION_METHODS", "VARIANTS", "check_image_size", "distill",
+           "list_methods", "load_or_distill", "nan_hint", "result_key"]

@@ -1,0 +1,200 @@
+"""Coreset baselines of the paper's first table: K-Center and Forgetting (herding and random are in selection.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from distill.data import ClassDataset, cache_dir
+from distill.errors import DistillError
+from distill.io import atomic_torch_save
+from distill.methods import DistillConfig, MethodOutput
+from distill.methods.seeds import HERDING, stream
+from distill.methods.selection import _check_enough
+from distill.networks import ConvNet, init_parameters
+
+log = logging.getLogger(__name__)
+
+# Stream keys of this module, clear of seeds.py's (0-3) and evaluate.py's (10-12).
+KCENTER_START, FORGET_NET, FORGET_SHUFFLE, FORGET_TIES = 20, 21, 22, 23
+
+#: Forgetting's training run (Toneva et al. train 200 epochs; this is sized for a CPU: on 2 cores
+#: one epoch over CIFAR-10's 50,000 images costs minutes, and the counts are cached for every ipc).
+FORGETTING_EPOCHS = 10
+FORGETTING_BATCH = 128
+FORGETTING_LR = 0.01
+#: Bump when the counting or training changes, so that stale cached counts are not reused.
+_FORGETTING_VERSION = 1
+
+
+def _random_encoder(train: ClassDataset, c: int, cfg: DistillConfig, seed: int, device: torch.device) -> ConvNet:
+    """The randomly initialised ConvNet herding embeds class ``c`` with (same seed stream, same shape)."""
+    net = ConvNet(num_classes=train.num_classes, channels=train.image_shape[0], image_size=train.image_shape[-1],
+                  depth=cfg.depth, width=cfg.width, norm=cfg.norm or "instancenorm")
+    return init_parameters(net, stream(seed, HERDING, c)).to(device).eval()
+
+
+@torch.no_grad()
+def _embed(net: ConvNet, images: Tensor, device: torch.device, batch_size: int = 500) -> Tensor:
+    return torch.cat([net.embed(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)])
+
+
+# ---------------------------------------------------------------------------------------------- K-Center
+@torch.no_grad()
+def kcenter(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
+            device: torch.device) -> MethodOutput:
+    """Greedy K-Center (Sener & Savarese 2018) per class, on the embeddings of herding's random ConvNet.
+
+    The first centre is a seeded random image of the class; every next one is the image farthest
+    (Euclidean) from the centres chosen so far.
+    """
+    parts = []
+    for c in classes:
+        _check_enough(train, c, cfg.ipc)
+        images = train.images_of(c)
+        feats = _embed(_random_encoder(train, c, cfg, seed, device), images, device)
+        first = int(torch.randint(len(images), (1,), generator=stream(seed, KCENTER_START, c)))
+        parts.append(images[kcenter_select(feats, cfg.ipc, first=first).cpu()])
+    return MethodOutput(torch.cat(parts))
+
+
+def kcenter_select(features: Tensor, k: int, *, first: int = 0) -> Tensor:
+    """Indices of ``k`` rows of ``features`` chosen by greedy k-center from row ``first``, in selection order."""
+    features = features.float()
+    chosen = [int(first)]
+    dist = ((features - features[first]) ** 2).sum(1)  # squared distance to the nearest centre
+    dist[first] = -1.0  # chosen points are marked -1: never chosen twice, even among duplicates
+    for _ in range(1, min(k, len(features))):
+        i = int(dist.argmax())
+        chosen.append(i)
+        dist = torch.minimum(dist, ((features - features[i]) ** 2).sum(1))
+        dist[i] = -1.0
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+# -------------------------------------------------------------------------------------------- Forgetting
+class ForgettingCounter:
+    """Forgetting events per example (Toneva et al., ICLR 2019) from the predictions at every presentation.
+
+    An event is a presentation at which an example is misclassified after it was classified correctly
+    at its previous presentation. An example never classified correctly is *never learned*.
+    """
+
+    def __init__(self, num_examples: int) -> None:
+        self.events = torch.zeros(num_examples, dtype=torch.long)
+        self.learned = torch.zeros(num_examples, dtype=torch.bool)
+        self._previous = torch.zeros(num_examples, dtype=torch.bool)
+
+    def update(self, indices: Tensor, correct: Tensor) -> None:
+        """Record one presentation of the examples ``indices`` (distinct) with whether each was right."""
+        indices, correct = indices.cpu().long(), correct.cpu().bool()
+        self.events[indices] += (self._previous[indices] & ~correct).long()
+        self.learned[indices] |= correct
+        self._previous[indices] = correct
+
+    def scores(self) -> Tensor:
+        """Events per example, with never-learned examples at +inf (the most forgettable, as in the paper)."""
+        scores = self.events.double()
+        scores[~self.learned] = float("inf")
+        return scores
+
+
+def forgetting_order(scores: Tensor, generator: torch.Generator) -> Tensor:
+    """Positions of ``scores`` from most to least forgettable; ties in a seeded random order."""
+    shuffle = torch.randperm(len(scores), generator=generator)
+    return shuffle[torch.argsort(scores[shuffle], descending=True, stable=True)]
+
+
+def forgetting_scores(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
+                      device: torch.device, epochs: int = FORGETTING_EPOCHS, progress: bool = False) -> Tensor:
+    """Forgetting scores (see :meth:`ForgettingCounter.scores`) of every image of ``classes``, in the order of
+    ``torch.cat([train.indices_of(c) for c in classes])``; cached on disk, so that every ipc reuses one run.
+
+    A ConvNet (``cfg``'s depth, width and norm) is trained on those images for ``epochs`` epochs (SGD,
+    no augmentation, so that a prediction depends on the image and the weights only); every image's
+    prediction is read from its training minibatch before the step, as Toneva et al. do.
+    """
+    index = torch.cat([train.indices_of(c) for c in classes])
+    path = _forgetting_cache(train, classes, cfg, seed, epochs)
+    if path is not None and path.is_file():
+        try:
+            cached = torch.load(path, weights_only=True)
+            if isinstance(cached, Tensor) and cached.shape == (len(index),):
+                return cached
+        except Exception as exc:  # noqa: BLE001 - a damaged cache entry is recomputed, never trusted
+            log.warning("ignoring cached forgetting counts %s: %s", path, exc)
+    scores = _train_and_count(train, index, cfg, seed=seed, device=device, epochs=epochs,
+                              progress=progress)
+    if path is not None:
+        try:
+            atomic_torch_save(scores, path)
+        except OSError as exc:
+            log.warning("could not cache the forgetting counts in %s: %s", path, exc)
+    return scores
+
+
+def _forgetting_cache(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, seed: int,
+                      epochs: int) -> Path:
+    """The cache file of the counts: keyed by the images of ``classes`` (content), the seed and the training."""
+    h = hashlib.sha1(json.dumps({"v": _FORGETTING_VERSION, "seed": seed, "epochs": epochs, "depth": cfg.depth,
+                                 "width": cfg.width, "norm": cfg.norm, "batch": FORGETTING_BATCH,
+                                 "lr": FORGETTING_LR, "classes": list(classes), "num_classes": train.num_classes,
+                                 "shape": list(train.image_shape)}, sort_keys=True).encode())
+    for c in classes:  # class by class: no copy of the whole set at once
+        h.update(train.images_of(c).contiguous().numpy().tobytes())
+    return cache_dir() / "forgetting" / f"events-{h.hexdigest()[:16]}.pt"
+
+
+def _train_and_count(train: ClassDataset, index: Tensor, cfg: DistillConfig, *, seed: int,
+                     device: torch.device, epochs: int, progress: bool) -> Tensor:
+    from tqdm.auto import tqdm
+
+    net = ConvNet(num_classes=train.num_classes, channels=train.image_shape[0], image_size=train.image_shape[-1],
+                  depth=cfg.depth, width=cfg.width, norm=cfg.norm or "instancenorm")
+    net = init_parameters(net, stream(seed, FORGET_NET)).to(device).train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=FORGETTING_LR, momentum=0.9, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    counter = ForgettingCounter(len(index))
+    shuffle = stream(seed, FORGET_SHUFFLE)
+    for _ in tqdm(range(epochs), disable=not progress, desc="forgetting", unit="ep", leave=False):
+        order = torch.randperm(len(index), generator=shuffle)
+        for start in range(0, len(index), FORGETTING_BATCH):
+            idx = order[start:start + FORGETTING_BATCH]
+            logits = net(train.images[index[idx]].to(device))
+            y = train.labels[index[idx]].to(device)
+            counter.update(idx, logits.argmax(1) == y)
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return counter.scores()
+
+
+def forgetting(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
+               device: torch.device, epochs: int = FORGETTING_EPOCHS) -> MethodOutput:
+    """Per class, the ``ipc`` images forgotten most often while a ConvNet trains on the images of ``classes``.
+
+    Never-learned images count as forgotten infinitely often (Toneva et al.), so they come first; ties
+    are broken in a seeded random order. The network is trained on ``classes`` together (a forgetting
+    event needs other classes to confuse an image with), hence at least two classes are needed.
+    """
+    classes = [int(c) for c in classes]
+    if len(classes) < 2:
+        raise DistillError(f"forgetting trains a classifier on the classes it selects from and got only {classes}; "
+                           f"pass two classes or more (or use kcenter or herding for one class at a time)")
+    for c in classes:
+        _check_enough(train, c, cfg.ipc)
+    scores = forgetting_scores(train, classes, cfg, seed=seed, device=device, epochs=epochs)
+    parts, start = [], 0
+    for c in classes:
+        images = train.images_of(c)
+        mine = scores[start:start + len(images)]
+        start += len(images)
+        parts.append(images[forgetting_order(mine, stream(seed, FORGET_TIES, c))[:cfg.ipc]])
+    return MethodOutput(torch.cat(parts))
