@@ -95,6 +95,18 @@ def _sgd(params, config: TrainConfig, num_images: int):  # noqa: ANN001, ANN202 
     return optimizer, scheduler
 
 
+def _descend(loss: Tensor, optimizer: torch.optim.Optimizer, scheduler) -> None:  # noqa: ANN001
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+
+
+def _check_finite(loss: Tensor) -> None:
+    if not torch.isfinite(loss):
+        raise DistillError(f"training loss became {float(loss)}; lower the learning rate (--lr)")
+
+
 def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,
                   device: torch.device | str = "cpu", progress: bool = False,
                   loss_callback: Callable[[float], None] | None = None) -> nn.Module:
@@ -122,12 +134,8 @@ def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: Trai
             loss = loss_fn(model(x), labels[idx])
             if loss_callback is not None:
                 loss_callback(float(loss.detach()))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        if not torch.isfinite(loss):
-            raise DistillError(f"training loss became {float(loss)}; lower the learning rate (--lr)")
+            _descend(loss, optimizer, scheduler)
+        _check_finite(loss)
     return model.eval()
 
 
@@ -165,12 +173,8 @@ def train_networks(models: Sequence[nn.Module], images: Tensor, labels: Tensor, 
             out = ensemble(x.contiguous(memory_format=layout))
             # The sum's gradient with respect to net i's weights is net i's own loss gradient.
             loss = sum(loss_fn(out[:, i], labels[idx]) for i, idx in enumerate(batches))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        if not torch.isfinite(loss):
-            raise DistillError(f"training loss became {float(loss)}; lower the learning rate (--lr)")
+            _descend(loss, optimizer, scheduler)
+        _check_finite(loss)
     ensemble.write_back(models)
     return [m.to(memory_format=torch.contiguous_format).eval() for m in models]
 
