@@ -13,32 +13,24 @@ PROTOCOLS = ("gdumb", "replay", "both")
 CLASS_BALANCED = "class_balanced"
 
 
-def _distill_default() -> DistillConfig:
-    return DistillConfig(iterations=1000)
-
-
-def _train_default() -> TrainConfig:
-    return TrainConfig(epochs=300)
-
-
 @dataclass
 @checked
-class ReplayConfig:
-    """Settings of the replay protocol: one model trained through the stream (Avalanche ``Naive``)."""
+class ReplayConfig(TrainConfig):
+    """The replay protocol's recipe: one model trained through the stream (Avalanche ``Naive``).
 
-    epochs: int = field(default=1, metadata={"help": "epochs over each experience", "min": 1})
-    batch_size: int = field(default=128, metadata={"help": "real images per minibatch", "min": 1})
+    A :class:`TrainConfig` (``epochs`` over each experience, ``batch_size`` real images per minibatch,
+    SGD ``lr``, ``momentum``, ``weight_decay``, ``nesterov``) plus the memory's share of a minibatch.
+    The presets in ``configs/continual/`` size it.
+    """
+
     batch_size_mem: int = field(default=128, metadata={"help": "memory images added to every minibatch", "min": 1})
-    lr: float = field(default=0.01, metadata={"help": "SGD learning rate", "above": 0})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum", "min": 0, "max": 1})
-    weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay", "min": 0})
     baseline: bool = field(default=True, metadata={"help": "also run Avalanche's ClassBalancedBuffer"})
 
 
 @dataclass
 @checked
 class ContinualConfig:
-    """Everything a ``python -m continual.run`` needs; defaults are the CPU preset's scale."""
+    """Everything a ``python -m continual.run`` needs; the presets in ``configs/continual/`` size it."""
 
     dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 | imagefolder"})
     data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
@@ -63,8 +55,8 @@ class ContinualConfig:
                                                                   "1 is fastest on a busy machine)", "min": 1})
     cache_dir: str | None = field(default=None, metadata={"help": "where distilled memories are cached "
                                                                     "(default: $DISTILL_CACHE_DIR/continual)"})
-    distill: DistillConfig = field(default_factory=_distill_default)
-    train: TrainConfig = field(default_factory=_train_default)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def protocols(self) -> list[str]:

@@ -167,7 +167,7 @@ def run_replay(benchmark: Any, storage_policy: Any, *, make_model: ModelFactory,
         warnings.filterwarnings("ignore", message="No loggers specified")
         model = make_model(model_seed(seed, 0, 0))
         optimizer = torch.optim.SGD(model.parameters(), lr=replay.lr, momentum=replay.momentum,
-                                    weight_decay=replay.weight_decay)
+                                    weight_decay=replay.weight_decay, nesterov=replay.nesterov)
         evaluator = EvaluationPlugin(accuracy_metrics(stream=True, experience=True),
                                      forgetting_metrics(experience=True, stream=True), loggers=[])
         plugin = ReplayPlugin(mem_size=mem_size, batch_size=replay.batch_size, batch_size_mem=replay.batch_size_mem,
