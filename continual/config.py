@@ -55,7 +55,7 @@ class ContinualConfig:
                                                                   "1 is fastest on a busy machine)", "min": 1})
     cache_dir: str | None = field(default=None, metadata={"help": "where distilled memories are cached "
                                                                     "(default: $DISTILL_CACHE_DIR/continual)"})
-    distill: DistillConfig = field(default_factory=DistillConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig, metadata={"shares": ("ipc",)})
     train: TrainConfig = field(default_factory=TrainConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 

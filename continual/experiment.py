@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -172,7 +171,6 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
     if any(m in ("datadam", "dm", "herding") for m in cfg.memory):  # they run a ConvNet encoder
         check_image_size(cfg.distill, train.image_shape)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, ipc=cfg.ipc))  # the ipc actually used
     atomic_write_text(out / "config.toml", to_toml(cfg))
     progress = Progress(out / PROGRESS_FILE, cfg, resume=resume)
     orders = {seed: class_order(seed, num_classes) for seed in cfg.seeds}
@@ -181,7 +179,6 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
     make_model = network_factory(cfg.network, num_classes=num_classes, channels=train.images.shape[1],
                                  image_size=train.images.shape[-1], width=cfg.width)
     mem_size = cfg.ipc * num_classes
-    distill_cfg = dataclasses.replace(cfg.distill, ipc=cfg.ipc)
 
     def write() -> dict[str, Any]:
         results = build_results(cfg, progress, num_classes=num_classes, device=device, orders=orders, splits=splits,
@@ -200,7 +197,7 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
         if method == CLASS_BALANCED:
             policy: Any = make_class_balanced(mem_size, num_classes)
         else:
-            policy = DistilledBuffer(mem_size, method=method, distill_config=distill_cfg, ipc=cfg.ipc,
+            policy = DistilledBuffer(mem_size, method=method, distill_config=cfg.distill, ipc=cfg.ipc,
                                      seed=cfg.distill_seed if cfg.distill_seed is not None else seed,
                                      device=device, cache_dir=cfg.cache_dir, class_names=train.class_names,
                                      normalization=(train.mean, train.std), progress=show_progress)

@@ -169,11 +169,36 @@ def checked(cls: type[T]) -> type[T]:
 
     def __post_init__(self: Any) -> None:
         check_fields(self)
+        share_fields(self)
         if original is not None:
             original(self)
 
     cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
     return cls
+
+
+def share_fields(obj: Any) -> None:
+    """Copy the fields a nested table shares with ``obj`` (``field(metadata={"shares": ("ipc",)})``) into it.
+
+    Such a value exists once, at the top level (``ipc``); the table (``[distill]``) reads that one.
+    """
+    for f in dataclasses.fields(obj):
+        table = getattr(obj, f.name)
+        names = [n for n in f.metadata.get("shares", ()) if getattr(table, n) != getattr(obj, n)]
+        if names and dataclasses.is_dataclass(table):
+            object.__setattr__(obj, f.name, dataclasses.replace(table, **{n: getattr(obj, n) for n in names}))
+
+
+def _check_shared(cls: type, data: dict[str, Any], where: str) -> None:
+    """A shared field set inside its table must agree with the top level (``config.toml`` repeats it)."""
+    for f in dataclasses.fields(cls):
+        table = data.get(f.name)
+        for name in f.metadata.get("shares", ()) if isinstance(table, dict) else ():
+            top = data.get(name, next(g.default for g in dataclasses.fields(cls) if g.name == name))
+            if name in table and table[name] != top:
+                place = f"{where}.{f.name}.{name}" if where else f"{f.name}.{name}"
+                raise DistillError(f"{place} = {table[name]!r} differs from {name} = {top!r}; set {name} once, at "
+                                   f"the top level")
 
 
 def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
@@ -183,6 +208,7 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
     unknown = sorted(set(data) - names)
     if unknown:
         raise DistillError(f"unknown setting(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(names))}")
+    _check_shared(cls, data, where)
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     for f in dataclasses.fields(cls):  # checked here too, so the message names where the value came from
         if f.name in kwargs:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.config import config_to_dict, from_dict, read_toml
+from distill.config import config_to_dict, from_dict, read_toml, share_fields
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig
 from distill.methods import DistillConfig
@@ -91,7 +91,7 @@ class SearchConfig:
         "help": "[train] table: how every training proxy trains a candidate (epochs = epochs on the small sets)"})
     distill: DistillConfig = field(default_factory=DistillConfig, metadata={
         "help": "[distill] table: how the datadam/dm sets are distilled (method and ipc come from the proxy "
-                "and --ipc)"})
+                "and --ipc)", "shares": ("ipc",)})
 
     def __post_init__(self) -> None:
         from nas.proxies import list_proxies
@@ -102,6 +102,7 @@ class SearchConfig:
                                    where="[train]")
         if isinstance(self.distill, dict):
             self.distill = from_dict(DistillConfig, self.distill, where="[distill]")
+        share_fields(self)
 
         known = list_proxies()
         unknown = [p for p in self.proxy if p not in known]

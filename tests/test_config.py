@@ -32,3 +32,24 @@ def test_unknown_and_mistyped_settings_are_named(tmp_path):
     bad.write_text("seed = \n")
     with pytest.raises(DistillError, match="not valid TOML"):
         resolve_config(RunConfig, config_file=bad)
+
+
+@pytest.mark.parametrize("job", ["continual", "nas"])
+def test_ipc_exists_once(tmp_path, job):
+    from continual.config import ContinualConfig
+    from nas.config import SearchConfig, resolve_search_config
+
+    cls = ContinualConfig if job == "continual" else SearchConfig
+    assert cls(ipc=3).distill.ipc == 3  # the [distill] table reads the top-level ipc
+    clash = tmp_path / "clash.toml"
+    clash.write_text("ipc = 4\n[distill]\nipc = 7\n")
+    with pytest.raises(DistillError, match="distill.ipc = 7 differs from ipc = 4"):
+        if job == "continual":
+            resolve_config(ContinualConfig, config_file=clash)
+        else:
+            resolve_search_config(config_file=clash)
+    same = tmp_path / "same.toml"  # what config.toml repeats reloads
+    same.write_text("ipc = 4\n[distill]\nipc = 4\n")
+    cfg = resolve_config(ContinualConfig, config_file=same) if job == "continual" else \
+        resolve_search_config(config_file=same)
+    assert (cfg.ipc, cfg.distill.ipc) == (4, 4)
