@@ -7,14 +7,14 @@ import logging
 import sys
 from pathlib import Path
 
-from distill.config import (add_config_args, make_run_dir, preset_path, read_toml, refuse_to_overwrite,
-                            resolve_config)
+from distill.config import add_config_args, make_run_dir, pick_preset, refuse_to_overwrite, resolve_config
 from distill.errors import DistillError
 
-PRESETS = ("cpu", "paper", "smoke")
+PRESETS = ("cpu", "paper", "smoke", "none")  # shipped in configs/continual/
+# --preset names configs/continual/<name>.toml: the first of these that exists.
+PRESET_NAMES = ("cifar10-{steps}step-{preset}", "cifar10-5step-{preset}", "{preset}")
 # What a run leaves in --out: a fresh run refuses to replace it without --resume or --overwrite.
 _RUN_FILES = ("results.json", "progress.json")
-_OWN_FLAGS = {"steps", "protocol", "memory", "ipc", "seeds", "data_root", "device"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,38 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m continual.run",
         description="Class-incremental learning with distilled memories (DataDAM, DM) against herding and "
                     "random memories, in the GDumb-style protocol and/or Avalanche replay.")
-    parser.add_argument("--steps", type=int, default=None, help="experiences: 5 or 10 for CIFAR-10 (default 5)")
-    parser.add_argument("--protocol", default=None, help="gdumb | replay | both (default gdumb)")
-    parser.add_argument("--memory", default=None, type=lambda s: tuple(p for p in s.split(",") if p),
-                        metavar="A,B,...", help="memory methods: datadam,dm,herding,random (replay also: "
-                                                "class_balanced)")
-    parser.add_argument("--ipc", type=int, default=None, help="memory images per class (default 10)")
-    parser.add_argument("--seeds", default=None, metavar="0,1,...",
-                        type=lambda s: tuple(int(p) for p in s.split(",") if p.strip()),
-                        help="class orders s = numpy.random.seed(s); permutation (default 0,1)")
-    parser.add_argument("--preset", default="cpu", help="cpu | paper | smoke (default cpu): "
-                                                        "configs/continual/cifar10-<steps>step-<preset>.toml")
+    parser.add_argument("--preset", default="cpu", help=f"{' | '.join(PRESETS)}: configs/continual/"
+                                                        "cifar10-<steps>step-<preset>.toml, else <preset>.toml")
     parser.add_argument("--config", type=Path, default=None, help="TOML file overriding the preset")
-    parser.add_argument("--data-root", dest="data_root", default=None, help="dataset folder")
     parser.add_argument("--out", default=None, help="output folder (default runs/continual-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished steps")
     parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda (default auto)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_args(parser, ContinualConfig, skip=_OWN_FLAGS)
+    add_config_args(parser, ContinualConfig)  # no defaults shown: the preset decides them
     return parser
-
-
-def _preset_file(preset: str, steps: int | None, config_file: Path | None) -> Path:
-    if preset not in PRESETS:
-        raise DistillError(f"unknown --preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    if preset == "smoke":
-        return preset_path("continual", "smoke")
-    if steps is None and config_file is not None:
-        steps = read_toml(config_file).get("steps")
-    steps = steps or 5
-    # Other step counts start from the 5-step preset; --steps then overrides its value.
-    return preset_path("continual", f"cifar10-{steps}step-{preset}", f"cifar10-5step-{preset}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     from continual.experiment import run_experiment, summary_table
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    preset = _preset_file(args.preset, args.steps, args.config)
+    preset = pick_preset("continual", args.preset, PRESET_NAMES, cls=ContinualConfig, flags=args,
+                         config_file=args.config)
     cfg = resolve_config(ContinualConfig, preset_file=preset, config_file=args.config, overrides=args)
     if args.resume and args.out is None:
         raise DistillError("--resume needs --out DIR naming the run to continue")

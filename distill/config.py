@@ -330,6 +330,51 @@ def preset_path(job: str, *names: str) -> Path:
     raise DistillError(f"no preset {' or '.join(names)} in {CONFIG_DIR / job}; available: {', '.join(available) or 'none'}")
 
 
+def _setting(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        data = data.get(part) if isinstance(data, dict) else getattr(data, part, None)
+    return data
+
+
+def pick_preset(job: str, preset: str | None, names: Sequence[str], *, cls: type,
+                flags: dict[str, Any] | argparse.Namespace | None = None,
+                config_file: str | Path | None = None) -> Path | None:
+    """The preset file of ``--preset``: the first existing ``configs/<job>/<name>.toml`` among ``names``.
+
+    ``names`` are templates such as ``"{dataset}-ipc{distill.ipc}-{preset}"``; a setting in braces is
+    the flag's value if given, else the ``--config`` file's, else the dataclass ``cls``'s default.
+    ``None`` or ``"none"`` picks no preset (the dataclass defaults).
+    """
+    if preset is None or preset == "none":
+        return None
+    flags = vars(flags) if isinstance(flags, argparse.Namespace) else dict(flags or {})
+    from_file = read_toml(config_file) if config_file is not None else {}
+    default = cls()
+    values: dict[str, Any] = {}
+    for path in {p for name in names for p in _placeholders(name)} - {"preset"}:
+        for source in (flags.get(path.rsplit(".", 1)[-1]), _setting(from_file, path), _setting(default, path)):
+            if source is not None:
+                values[path] = source
+                break
+    candidates = [_fill(name, preset=preset, **values) for name in names]
+    try:
+        return preset_path(job, *dict.fromkeys(candidates))
+    except DistillError as exc:
+        raise DistillError(f"unknown --preset {preset!r}: {exc}") from None
+
+
+def _placeholders(template: str) -> list[str]:
+    import string
+
+    return [field for _, field, _, _ in string.Formatter().parse(template) if field]
+
+
+def _fill(template: str, **values: Any) -> str:
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", str(value))
+    return template
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present, else the CPU."""
     if name == "auto":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from distill.config import (add_config_args, checked, make_run_dir, preset_path, resolve_config,
+from distill.config import (add_config_args, checked, make_run_dir, pick_preset, resolve_config,
                             refuse_to_overwrite, resolve_device, run_cli, to_toml)
 from distill.data import DATASETS, load_dataset
 from distill.distributed import gather, local_device, shard, world
@@ -45,6 +45,10 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# --preset names configs/distill/<name>.toml: the first of these that exists ("none": no preset).
+PRESET_NAMES = ("{dataset}-ipc{distill.ipc}-{preset}", "{dataset}-{preset}", "{preset}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__)
     parser.add_argument("--preset", help="smoke | cpu | cpu-long | paper | none: "
@@ -68,11 +72,7 @@ def load_config(args: argparse.Namespace) -> RunConfig:
     overrides = {k: v for k, v in top.items() if not dataclasses.is_dataclass(v)}
     overrides["distill"] = {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillConfig)}
     overrides["train"] = {"epochs": args.eval_epochs}
-    preset = None
-    if args.preset and args.preset != "none":
-        dataset = args.dataset or RunConfig.dataset
-        ipc = args.ipc or DistillConfig.ipc
-        preset = preset_path("distill", f"{dataset}-ipc{ipc}-{args.preset}", f"{dataset}-{args.preset}", args.preset)
+    preset = pick_preset("distill", args.preset, PRESET_NAMES, cls=RunConfig, flags=args, config_file=args.config)
     return resolve_config(RunConfig, preset_file=preset, config_file=args.config, overrides=overrides)
 
 

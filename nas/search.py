@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from distill.config import add_config_args, make_run_dir, preset_path, read_toml, run_cli
+from distill.config import add_config_args, make_run_dir, pick_preset, run_cli
 from distill.data import load_dataset
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig
@@ -16,7 +16,9 @@ from nas.config import SearchConfig, namespace_overrides, resolve_search_config
 from nas.experiment import format_summary, run_search
 from nas.sampling import SPACES
 
-PRESETS = ("cpu", "paper", "smoke", "none")
+PRESETS = ("cpu", "paper", "smoke", "none")  # shipped in configs/nas/
+# --preset names configs/nas/<name>.toml: the first of these that exists ("none": no preset).
+PRESET_NAMES = ("nb201-{space}-{preset}", "{preset}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,27 +52,13 @@ def _add_prefixed_args(parser: argparse.ArgumentParser, cls: type, prefix: str, 
                                 metavar=action.metavar or action.dest.upper(), **kwargs)
 
 
-def _preset_file(preset: str, space: str) -> Path | None:
-    if preset == "none":
-        return None
-    if preset == "smoke":
-        return preset_path("nas", "smoke")
-    return preset_path("nas", f"nb201-{space}-{preset}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    space = args.space
-    if space is None and args.config is not None:
-        space = read_toml(args.config).get("space")
-    space = space or SearchConfig.space
-    if space not in SPACES:
-        raise DistillError(f"unknown search space {space!r}; use one of {', '.join(SPACES)}")
-    if args.preset not in PRESETS:
-        raise DistillError(f"unknown --preset {args.preset!r}; use one of {', '.join(PRESETS)}")
-    config = resolve_search_config(preset_file=_preset_file(args.preset, str(space)), config_file=args.config,
-                                   overrides=namespace_overrides(args))
+    if args.space is not None and args.space not in SPACES:  # before it names a preset file
+        raise DistillError(f"unknown search space {args.space!r}; use one of {', '.join(SPACES)}")
+    preset = pick_preset("nas", args.preset, PRESET_NAMES, cls=SearchConfig, flags=args, config_file=args.config)
+    config = resolve_search_config(preset_file=preset, config_file=args.config, overrides=namespace_overrides(args))
     benchmark = load_benchmark(config.benchmark_file)
     if args.resume and args.out is None:
         raise DistillError("--resume needs --out DIR naming the search to continue")

@@ -53,3 +53,29 @@ def test_ipc_exists_once(tmp_path, job):
     cfg = resolve_config(ContinualConfig, config_file=same) if job == "continual" else \
         resolve_search_config(config_file=same)
     assert (cfg.ipc, cfg.distill.ipc) == (4, 4)
+
+
+def test_one_preset_resolver_reads_the_flag_then_the_config_file_then_the_default(tmp_path):
+    from continual.config import ContinualConfig
+    from continual.run import PRESET_NAMES as CONTINUAL
+    from distill.config import pick_preset
+    from distill.run import PRESET_NAMES as DISTILL
+    from nas.config import SearchConfig
+    from nas.search import PRESET_NAMES as NAS
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text("steps = 10\nspace = 'full'\n[distill]\nipc = 1\n")
+    cases = [("distill", DISTILL, RunConfig, {"ipc": 50}, "cifar10-ipc50-paper", "cifar10-ipc1-paper",
+              "cifar10-ipc10-paper"),
+             ("continual", CONTINUAL, ContinualConfig, {"steps": 5}, "cifar10-5step-paper", "cifar10-10step-paper",
+              "cifar10-5step-paper"),
+             ("nas", NAS, SearchConfig, {"space": "top20"}, "nb201-top20-paper", "nb201-full-paper",
+              "nb201-top20-paper")]
+    for job, names, cls, flags, by_flag, by_file, by_default in cases:
+        assert pick_preset(job, "paper", names, cls=cls, flags=flags, config_file=mine).stem == by_flag
+        assert pick_preset(job, "paper", names, cls=cls, flags={}, config_file=mine).stem == by_file
+        assert pick_preset(job, "paper", names, cls=cls, flags={}).stem == by_default
+        assert pick_preset(job, "smoke", names, cls=cls).stem == "smoke"
+        assert pick_preset(job, "none", names, cls=cls) is None
+        with pytest.raises(DistillError, match="unknown --preset 'huge'"):
+            pick_preset(job, "huge", names, cls=cls)
