@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Sequence, TypeVar
 
 import torch
@@ -19,6 +20,23 @@ def world() -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), size
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among torchrun's processes (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    size: int = 1
+
+    @staticmethod
+    def from_env() -> "World":
+        """Join torchrun's process group (see :func:`world`), or rank 0 of 1 without torchrun."""
+        return World(*world())
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            dist.barrier()
 
 
 def shard(items: Sequence[T], rank: int, size: int) -> list[T]:
@@ -40,3 +58,6 @@ def local_device(device: torch.device) -> torch.device:
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return device
+
+
+__all__ = ["World", "gather", "local_device", "shard", "world"]

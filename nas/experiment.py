@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,6 +17,7 @@ import torch
 
 from distill.config import config_to_dict, resolve_device, to_toml
 from distill.data import ClassDataset
+from distill.distributed import World
 from distill.errors import DistillError
 from distill.io import atomic_write_text, write_json
 from nas import metrics
@@ -33,31 +32,6 @@ from nas.sampling import CandidateSample, draw_candidates, top20_threshold
 log = logging.getLogger(__name__)
 
 PROGRESS_DIR = "progress"
-
-
-@dataclass(frozen=True)
-class World:
-    """This process's place among torchrun's processes (rank 0 of 1 without torchrun)."""
-
-    rank: int = 0
-    size: int = 1
-
-    @staticmethod
-    def from_env() -> "World":
-        size = int(os.environ.get("WORLD_SIZE", "1"))
-        if size <= 1:
-            return World()
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("gloo")
-        return World(dist.get_rank(), dist.get_world_size())
-
-    def barrier(self) -> None:
-        if self.size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
 
 
 def _candidate_seed(seed: int, benchmark_index: int) -> int:
