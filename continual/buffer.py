@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from avalanche.benchmarks.utils.transform_groups import TransformGroups
 from avalanche.benchmarks.utils.utils import concat_datasets
 from avalanche.training.storage_policy import ExemplarsBuffer
 
+from distill.cache import cache_file
 from distill.config import resolve_device
 from distill.data import cache_dir as default_cache_root
 from distill.data import from_tensors
@@ -239,11 +239,8 @@ class DistilledBuffer(ExemplarsBuffer):
     def _cache_file(self, c: int, images: Tensor) -> Path | None:
         if self.cache_dir is None:
             return None
-        key = json.dumps({"class": c, "seed": self.seed, "config": result_key(self.config),
-                          "data": _fingerprint(images)},
-                         sort_keys=True)
-        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-        return self.cache_dir / f"{self.method}-class{c}-ipc{self.ipc}-seed{self.seed}-{digest}.pt"
+        record = {"class": c, "seed": self.seed, "config": result_key(self.config), "data": _fingerprint(images)}
+        return cache_file(self.cache_dir, "continual", f"{self.method}-class{c}-ipc{self.ipc}-seed{self.seed}", record)
 
     def _distill_class(self, c: int, images: Tensor) -> Tensor:
         mean, std = self.normalization or ((0.0,) * images.shape[1], (1.0,) * images.shape[1])

@@ -33,15 +33,18 @@ class ContinualConfig:
     """Everything a ``python -m continual.run`` needs; the presets in ``configs/continual/`` size it."""
 
     dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 | imagefolder"})
-    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
+    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)",
+                                                          "result": False})
     steps: int = field(default=5, metadata={"help": "number of experiences; must divide the class count", "min": 1})
-    protocol: str = field(default="gdumb", metadata={"help": "gdumb | replay | both", "choices": PROTOCOLS})
+    protocol: str = field(default="gdumb", metadata={"help": "gdumb | replay | both", "choices": PROTOCOLS,
+                                                     "resume": "extend"})
     memory: tuple[str, ...] = field(default=("datadam", "dm", "herding", "random"),
                                     metadata={"help": "memory methods: datadam,dm,herding,random (replay also: "
-                                                               "class_balanced)"})
+                                                               "class_balanced)", "resume": "extend"})
     ipc: int = field(default=10, metadata={"help": "memory images per class", "min": 1})
     seeds: tuple[int, ...] = field(default=(0, 1), metadata={"help": "class orders s (numpy.random.seed(s); "
-                                                                      "permutation), also the run seeds", "min": 0})
+                                                                      "permutation), also the run seeds", "min": 0,
+                                                                      "resume": "extend"})
     distill_seed: int | None = field(default=None, metadata={"help": "seed of every distillation (default: the "
                                                                        "class-order seed)", "min": 0})
     network: str = field(default="convnet", metadata={"help": "network trained on the memory"})
@@ -51,11 +54,13 @@ class ContinualConfig:
                                                                           "per class (default: all)", "min": 1})
     test_per_class: int | None = field(default=None, metadata={"help": "test on the first N test images per "
                                                                          "class (default: all)", "min": 1})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda", "result": False})
     threads: int | None = field(default=None, metadata={"help": "CPU threads for torch (default: torch's choice; "
-                                                                  "1 is fastest on a busy machine)", "min": 1})
+                                                                  "1 is fastest on a busy machine)", "min": 1,
+                                                                  "result": False})
     cache_dir: str | None = field(default=None, metadata={"help": "where distilled memories are cached "
-                                                                    "(default: $DISTILL_CACHE_DIR/continual)"})
+                                                                    "(default: $DISTILL_CACHE_DIR/continual)",
+                                                                    "result": False})
     distill: DistillConfig = field(default_factory=DistillConfig, metadata={"shares": ("ipc",)})
     train: TrainConfig = field(default_factory=TrainConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from distill.config import config_to_dict, resolve_device, to_toml
+from distill.cache import fingerprint
+from distill.config import resolve_device, to_toml
 from distill.data import ClassDataset, load_dataset
 from distill.errors import DistillError
 from distill.io import atomic_write_text, write_json
@@ -29,8 +30,6 @@ from continual.protocols import StepResult, make_class_balanced, network_factory
 log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
-# Settings that may change between a run and its --resume (more seeds or methods extend the run).
-_EXTENSIBLE = ("seeds", "memory", "protocol", "device", "threads")
 
 
 def validate(cfg: ContinualConfig) -> None:
@@ -56,7 +55,8 @@ def validate(cfg: ContinualConfig) -> None:
 
 
 def _comparable(cfg: ContinualConfig) -> dict[str, Any]:
-    return {k: v for k, v in config_to_dict(cfg).items() if k not in _EXTENSIBLE}
+    """What a --resume must keep: more seeds, methods or another protocol extend a run (fields marked so)."""
+    return fingerprint(cfg, resume=True)
 
 
 class Progress:

@@ -33,9 +33,10 @@ class RunConfig:
 
     dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 | imagefolder",
                                                       "choices": DATASETS})
-    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
+    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)",
+                                                          "result": False})
     seed: int = field(default=0, metadata={"help": "distillation seed", "min": 0})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda", "result": False})
     eval: int = field(default=0, metadata={"help": "evaluate with this many freshly trained networks", "min": 0})
     eval_network: str = field(default="convnet", metadata={"help": "network trained for evaluation"})
     eval_protocol: str = field(default="dm", metadata={

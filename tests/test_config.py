@@ -79,3 +79,21 @@ def test_one_preset_resolver_reads_the_flag_then_the_config_file_then_the_defaul
         assert pick_preset(job, "none", names, cls=cls) is None
         with pytest.raises(DistillError, match="unknown --preset 'huge'"):
             pick_preset(job, "huge", names, cls=cls)
+
+
+def test_fields_that_do_not_change_a_result_are_marked_once():
+    from continual.config import ContinualConfig
+    from distill.cache import digest, fingerprint
+    from distill.methods import DistillConfig, result_key
+    from nas.config import SearchConfig
+
+    key = result_key(DistillConfig(method="dm"), "cpu")
+    assert not {"compile", "channels_last", "checkpoint_minutes"} & set(key) and key["iterations"] == 8000
+    assert result_key(DistillConfig(method="dm", channels_last=False), "cpu") == key
+    continual = fingerprint(ContinualConfig(), resume=True)
+    assert not {"seeds", "memory", "protocol", "device", "threads"} & set(continual) and "steps" in continual
+    assert "channels_last" not in continual["distill"]
+    nas = SearchConfig().fingerprint()
+    assert not {"device", "threads", "progress", "cache_dir", "data_root", "proxy", "num_archs", "top_fraction",
+                "rank_by"} & set(nas) and nas["ipc"] == 50
+    assert digest({"a": 1, "b": [2]}) == digest({"b": [2], "a": 1}) and len(digest({})) == 12

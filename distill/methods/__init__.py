@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import torch
 
 from distill.augment import DEFAULT_STRATEGY
+from distill.cache import fingerprint
 from distill.config import checked, config_to_dict
 from distill.data import ClassDataset
 from distill.errors import DistillError
@@ -62,12 +63,14 @@ class DistillConfig:
         "choices": PRECISIONS})
     compile: bool | None = field(default=None, metadata={
         "help": "torch.compile the encoder statistics (same math, fused kernels); unset: where a C++ compiler "
-                "or a GPU is present"})
-    channels_last: bool = field(default=True, metadata={"help": "channels-last layout (same math, faster on CPU)"})
+                "or a GPU is present", "result": False})
+    channels_last: bool = field(default=True, metadata={"help": "channels-last layout (same math, faster on CPU)",
+                                                                   "result": False})
     max_minutes: float | None = field(default=None, metadata={"help": "stop early after this many minutes "
                                                                         "(a wall-clock budget; not reproducible)",
                                                                         "above": 0})
-    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints", "min": 0})
+    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints", "min": 0,
+                                                                           "result": False})
 
     def resolved(self, device: torch.device | str | None = None) -> "DistillConfig":
         """A copy with every ``None`` (and ``auto``) replaced by the method's, variant's or machine's value.
@@ -101,8 +104,6 @@ class MethodOutput:
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
 
 
-# Settings that never change the images: layout and compilation keep the math, the rest is bookkeeping.
-_NO_EFFECT = ("compile", "channels_last", "checkpoint_minutes")
 # All that the selection methods (random, herding) read.
 _SELECTION_READS = ("method", "ipc", "depth", "width", "norm")
 
@@ -131,10 +132,10 @@ def list_methods() -> list[str]:
 
 def result_key(config: DistillConfig, device: torch.device | str | None = None) -> dict:
     """The resolved settings that determine a method's images: what a cache entry or a checkpoint must match."""
-    record = config_to_dict(config.resolved(device))
+    record = fingerprint(config.resolved(device))  # without the fields marked result=False
     if record["method"] in ("random", "herding"):
         return {k: record[k] for k in _SELECTION_READS}
-    return {k: v for k, v in record.items() if k not in _NO_EFFECT}
+    return record
 
 
 def load_or_distill(path: str | Path | None, train: ClassDataset, config: DistillConfig, *,
