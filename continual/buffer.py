@@ -45,7 +45,18 @@ def _canonical_order(images: Tensor) -> Tensor:
     return images[sorted(range(len(keys)), key=keys.__getitem__)]
 
 
-class DistilledBuffer(ExemplarsBuffer):
+class AdaptOnUpdate:
+    """Mixin for an Avalanche buffer: the deprecated ``update()`` goes straight to ``post_adapt``.
+
+    ReplayPlugin and GDumbPlugin still call ``update()``, whose deprecated default warns on every
+    experience; this forwards it as that default would, without the warning. Put it first among the bases.
+    """
+
+    def update(self, strategy: Any, **kwargs: Any) -> None:
+        self.post_adapt(strategy, strategy.experience)  # type: ignore[attr-defined]
+
+
+class DistilledBuffer(AdaptOnUpdate, ExemplarsBuffer):
     """Class-balanced replay memory whose images per class are a distilled (or selected) set of that class.
 
     When an experience arrives, the classes new in it are distilled from that experience's data only
@@ -136,10 +147,6 @@ class DistilledBuffer(ExemplarsBuffer):
         if not self.seen_classes:
             return 0
         return min(self.ipc, self.max_size // len(self.seen_classes))
-
-    def update(self, strategy: Any, **kwargs: Any) -> None:
-        # ReplayPlugin and GDumbPlugin still call the deprecated update(); forward without the warning.
-        self.post_adapt(strategy, strategy.experience)
 
     def post_adapt(self, agent_state: Any, exp: Any) -> None:
         """Add memories for the classes new in ``exp``, distilled from ``exp``'s data only."""

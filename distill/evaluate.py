@@ -15,10 +15,8 @@ from distill.augment import DEFAULT_STRATEGY, DSA
 from distill.config import checked
 from distill.data import ClassDataset
 from distill.errors import DistillError
-from distill.methods.seeds import stream
 from distill.networks import get_network, init_parameters
-
-TRAIN, SHUFFLE, AUGMENT = 10, 11, 12
+from distill.seeds import AUGMENT, SHUFFLE, TRAIN, stream
 
 #: How a synthetic set is evaluated (METHOD.md §2). ``dm``: DM's code, instancenorm ConvNet, batch 256.
 #: ``official``: the public DataDAM code, BatchNorm ConvNet, batch 64 (its paper runs train 1800 epochs).

@@ -9,7 +9,7 @@ import torch
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.methods import DistillConfig, MethodOutput
-from distill.methods.seeds import HERDING, INIT, real_indices, stream
+from distill.seeds import HERDING, INIT, real_indices, stream
 from distill.networks import ConvNet, init_parameters
 
 
