@@ -22,7 +22,7 @@ from distill.config import resolve_device
 from distill.data import cache_dir as default_cache_root
 from distill.data import from_tensors
 from distill.errors import DistillError
-from distill.methods import METHODS, DistillConfig, load_or_distill, result_key
+from distill.methods import DistillConfig, list_methods, load_or_distill, result_key
 from distill.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ class DistilledBuffer(AdaptOnUpdate, ExemplarsBuffer):
             if ipc > synthetic.ipc:
                 raise DistillError(f"ipc {ipc} is more than the {synthetic.ipc} images per class of the given "
                                    f"synthetic set; pass ipc <= {synthetic.ipc}")
-        elif method not in METHODS:
-            raise DistillError(f"unknown memory method {method!r}; choose one of {', '.join(METHODS)}")
+        elif method not in list_methods():
+            raise DistillError(f"unknown memory method {method!r}; choose one of {', '.join(list_methods())}")
         base = distill_config if distill_config is not None else DistillConfig()
         self.config = replace(base, method=method, ipc=ipc if ipc is not None else base.ipc)  # checks ipc >= 1
         self.method = method

@@ -19,10 +19,10 @@ from distill.io import atomic_write_text, write_json
 
 from continual.benchmark import check_steps, class_order, experience_classes, first_per_class, make_benchmark
 from continual.buffer import DistilledBuffer
-from distill.methods import check_image_size
+from distill.methods import check_image_size, get_method, list_methods
 from distill.networks import list_networks
 
-from continual.config import CLASS_BALANCED, METHODS, PROTOCOLS, ContinualConfig
+from continual.config import CLASS_BALANCED, PROTOCOLS, ContinualConfig
 from continual.metrics import summarise
 from continual.plot import plot_accuracy
 from continual.protocols import StepResult, make_class_balanced, network_factory, run_gdumb, run_replay
@@ -36,7 +36,7 @@ def validate(cfg: ContinualConfig) -> None:
     """Raise :class:`DistillError` for any setting that cannot work, before anything expensive runs."""
     if cfg.protocol not in PROTOCOLS:
         raise DistillError(f"unknown --protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    known = (*METHODS, CLASS_BALANCED)
+    known = (*list_methods(), CLASS_BALANCED)
     if not cfg.memory:
         raise DistillError(f"--memory is empty; pass some of {', '.join(known)}")
     for method in cfg.memory:
@@ -168,7 +168,7 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
         train, test = load_data(cfg)
     num_classes = train.num_classes
     check_steps(cfg.steps, num_classes)
-    if any(m in ("datadam", "dm", "herding") for m in cfg.memory):  # they run a ConvNet encoder
+    if any(get_method(m).encoder for m in cfg.memory if m != CLASS_BALANCED):
         check_image_size(cfg.distill, train.image_shape)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.toml", to_toml(cfg))

@@ -75,7 +75,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, *, skip: set[str
             parser.add_argument(flag, dest=f.name, type=_parse_list(element), default=None,
                                 metavar="A,B,...", help=help_text)
         else:
-            kwargs: dict[str, Any] = {"choices": f.metadata["choices"]} if "choices" in f.metadata else {}
+            choices = f.metadata.get("choices")
+            kwargs: dict[str, Any] = {"choices": choices() if callable(choices) else choices} if choices else {}
             parser.add_argument(flag, dest=f.name, type=tp, default=None, help=help_text, **kwargs)
 
 

@@ -22,7 +22,6 @@ from distill.synthetic import SyntheticSet, git_revision
 
 log = logging.getLogger(__name__)
 
-METHODS = ("datadam", "dm", "random", "herding")
 VARIANTS = {
     # METHOD.md §1: the paper's table, and the public code (BatchNorm, p = 1, batch_real 64).
     "paper": {"norm": "instancenorm", "power": 4.0, "batch_real": 256},
@@ -30,13 +29,60 @@ VARIANTS = {
 }
 
 
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered distillation method (see :func:`register_method`)."""
+
+    name: str
+    run: Callable[..., "MethodOutput"]
+    #: the DistillConfig fields that decide its images (its cache key); None: every field that changes a result
+    reads: tuple[str, ...] | None = None
+    #: it runs a ConvNet encoder, so images must survive ``depth`` poolings
+    encoder: bool = True
+    #: it iterates: ``run`` also takes ``progress``, ``checkpoint``, ``resume``, ``callback`` and ``postfix``
+    iterates: bool = False
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register_method(name: str, *, reads: Sequence[str] | None = None, encoder: bool = True,
+                    iterates: bool = False) -> Callable[[Callable[..., "MethodOutput"]], Callable[..., "MethodOutput"]]:
+    """Decorator: register ``fn(train, classes, config, *, seed, device, ...) -> MethodOutput`` as ``name``.
+
+    Args:
+        reads: the :class:`DistillConfig` fields the method reads (its cache key); ``None``: all of them.
+        encoder: the method runs a ConvNet encoder (the image size is checked against its depth).
+        iterates: the method is an optimisation loop that checkpoints and reports every step.
+    """
+
+    def wrap(fn: Callable[..., "MethodOutput"]) -> Callable[..., "MethodOutput"]:
+        if name in _REGISTRY:
+            raise ValueError(f"method {name!r} is already registered")
+        _REGISTRY[name] = MethodSpec(name, fn, tuple(reads) if reads is not None else None, encoder, iterates)
+        return fn
+
+    return wrap
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in _REGISTRY:
+        raise DistillError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def list_methods() -> list[str]:
+    """The registered methods, in registration order."""
+    return list(_REGISTRY)
+
+
 @dataclass
 @checked
 class DistillConfig:
     """Every knob of a distillation run; ``None`` means "the method's or variant's default"."""
 
-    method: str = field(default="datadam", metadata={"help": "datadam | dm | random | herding",
-                                                     "choices": METHODS})
+    method: str = field(default="datadam", metadata={"help": "a registered method (datadam, dm, random, herding, ...)",
+                                                     "choices": list_methods})
     variant: str = field(default="paper", metadata={"help": "datadam variant: paper (instancenorm, p=4) or "
                                                             "official (batchnorm, p=1, batch_real 64)",
                                                     "choices": tuple(VARIANTS)})
@@ -77,8 +123,7 @@ class DistillConfig:
 
         ``device`` decides ``precision = "auto"`` and ``compile = None``: the GPU if one is visible, else the CPU.
         """
-        if self.method not in METHODS:
-            raise DistillError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        get_method(self.method)  # an unknown one fails here, naming the registered ones
         if self.variant not in VARIANTS:
             raise DistillError(f"unknown variant {self.variant!r}; choose paper or official")
         variant = VARIANTS[self.variant] if self.method == "datadam" else VARIANTS["paper"]
@@ -104,10 +149,6 @@ class MethodOutput:
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
 
 
-# All that the selection methods (random, herding) read.
-_SELECTION_READS = ("method", "ipc", "depth", "width", "norm")
-
-
 # Knobs that scale the loss or its gradient: the first suspects when it becomes NaN or inf.
 _LOSS_KNOBS = ("lr_img", "momentum", "power", "lambda_mmd", "loss_scale", "precision")
 
@@ -126,16 +167,11 @@ def nan_hint(config: DistillConfig) -> str:
     return "lower --lr-img or use --precision fp32"
 
 
-def list_methods() -> list[str]:
-    return list(METHODS)
-
-
 def result_key(config: DistillConfig, device: torch.device | str | None = None) -> dict:
     """The resolved settings that determine a method's images: what a cache entry or a checkpoint must match."""
     record = fingerprint(config.resolved(device))  # without the fields marked result=False
-    if record["method"] in ("random", "herding"):
-        return {k: record[k] for k in _SELECTION_READS}
-    return record
+    reads = get_method(config.method).reads
+    return record if reads is None else {k: record[k] for k in reads}
 
 
 def load_or_distill(path: str | Path | None, train: ClassDataset, config: DistillConfig, *,
@@ -192,7 +228,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     """
     device = torch.device(device)
     cfg = config.resolved(device)
-    if cfg.method != "random":  # the others run a ConvNet encoder
+    method = get_method(cfg.method)
+    if method.encoder:
         check_image_size(cfg, train.image_shape)
     classes = list(range(train.num_classes)) if classes is None else [int(c) for c in classes]
     if not classes:
@@ -206,14 +243,9 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     checkpoint = Path(checkpoint) if checkpoint else None
     before = _seconds_before(checkpoint) if resume and checkpoint is not None else 0.0
     start = time.perf_counter()
-    if cfg.method in ("random", "herding"):
-        from distill.methods.selection import herding, random_real
-
-        fn = random_real if cfg.method == "random" else herding
-        output = fn(train, classes, cfg, seed=seed, device=device)
+    if not method.iterates:
+        output = method.run(train, classes, cfg, seed=seed, device=device)
     else:
-        from distill.methods.matching import run_matching
-
         def record_seconds() -> None:
             if checkpoint is not None and checkpoint.is_file():
                 write_json(_seconds_file(checkpoint), {"seconds": before + time.perf_counter() - start})
@@ -229,8 +261,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
                 callback(it, loss)
 
         try:
-            output = run_matching(train, classes, cfg, seed=seed, device=device, progress=progress,
-                                  checkpoint=checkpoint, resume=resume, callback=step_done, postfix=postfix)
+            output = method.run(train, classes, cfg, seed=seed, device=device, progress=progress,
+                                checkpoint=checkpoint, resume=resume, callback=step_done, postfix=postfix)
         finally:  # also on Ctrl-C, so that a resumed run reports the time of all its parts
             record_seconds()
     record = config_to_dict(cfg)
@@ -269,5 +301,19 @@ def _seconds_before(checkpoint: Path) -> float:
         return 0.0
 
 
-__all__ = ["DistillConfig", "MethodOutput", "METHODS", "VARIANTS", "check_image_size", "distill", "list_methods",
-           "load_or_distill", "nan_hint", "result_key"]
+@register_method("dm", iterates=True)
+@register_method("datadam", iterates=True)
+def _matching(train: ClassDataset, classes: Sequence[int], config: DistillConfig, **kwargs) -> MethodOutput:
+    """DataDAM (attention matching + MMD) and DM (MMD only), in ``distill/methods/matching.py``."""
+    from distill.methods.matching import run_matching
+
+    return run_matching(train, classes, config, **kwargs)
+
+
+from distill.methods import selection  # noqa: E402,F401  (registers random and herding)
+
+#: The methods registered when this module loads (call :func:`list_methods` for the current ones).
+METHODS = tuple(list_methods())
+
+__all__ = ["DistillConfig", "MethodOutput", "MethodSpec", "METHODS", "VARIANTS", "check_image_size", "distill",
+           "get_method", "list_methods", "load_or_distill", "nan_hint", "register_method", "result_key"]
