@@ -18,7 +18,7 @@ from avalanche.benchmarks.utils.utils import concat_datasets
 from avalanche.training.storage_policy import ExemplarsBuffer
 
 from distill.cache import cache_file
-from distill.config import resolve_device
+from distill.distributed import resolve_device
 from distill.data import cache_dir as default_cache_root
 from distill.data import from_tensors
 from distill.errors import DistillError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from distill.config import checked
+from distill.settings import checked
 from distill.evaluate import TrainConfig
 from distill.methods import METHODS, DistillConfig
 

@@ -12,7 +12,8 @@ import torch
 from tqdm.auto import tqdm
 
 from distill.cache import fingerprint
-from distill.config import resolve_device, to_toml
+from distill.distributed import resolve_device
+from distill.settings import to_toml
 from distill.data import ClassDataset, load_dataset
 from distill.errors import DistillError
 from distill.io import atomic_write_text, write_json

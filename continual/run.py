@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from distill.config import add_config_args, make_run_dir, pick_preset, refuse_to_overwrite, resolve_config
+from distill.cli import make_run_dir, refuse_to_overwrite
+from distill.settings import add_config_args, pick_preset, resolve_config
 from distill.errors import DistillError
 
 PRESETS = ("cpu", "paper", "smoke", "none")  # shipped in configs/continual/
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli() -> None:
     """Console-script entry point (``continual-run``)."""
-    from distill.config import run_cli
+    from distill.cli import run_cli
 
     run_cli(main)
 

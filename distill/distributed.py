@@ -9,6 +9,8 @@ from typing import Any, Sequence, TypeVar
 import torch
 import torch.distributed as dist
 
+from distill.errors import DistillError
+
 T = TypeVar("T")
 
 
@@ -53,6 +55,18 @@ def gather(obj: Any, size: int) -> list[Any]:
     return out
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DistillError(f"--device {name} asked for, but no CUDA GPU is visible; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise DistillError(f"unknown --device {name!r}; use auto, cpu or cuda") from None
+
+
 def local_device(device: torch.device) -> torch.device:
     """One GPU per rank under torchrun."""
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
@@ -60,4 +74,4 @@ def local_device(device: torch.device) -> torch.device:
     return device
 
 
-__all__ = ["World", "gather", "local_device", "shard", "world"]
+__all__ = ["World", "gather", "local_device", "resolve_device", "shard", "world"]

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from distill.augment import DEFAULT_STRATEGY, DSA
-from distill.config import checked
+from distill.settings import checked
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.networks import get_network, init_parameters

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.cache import fingerprint
-from distill.config import config_to_dict, from_dict, read_toml, share_fields
+from distill.settings import config_to_dict, from_dict, read_toml, share_fields
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig
 from distill.methods import DistillConfig

@@ -15,11 +15,11 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from distill.config import config_to_dict, resolve_device, to_toml
 from distill.data import ClassDataset
-from distill.distributed import World
+from distill.distributed import World, resolve_device
 from distill.errors import DistillError
 from distill.io import atomic_write_text, write_json
+from distill.settings import config_to_dict, to_toml
 from nas import metrics
 from nas import proxies as proxies_module
 from nas.benchmark import Benchmark

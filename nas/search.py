@@ -6,7 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from distill.config import add_config_args, make_run_dir, pick_preset, run_cli
+from distill.cli import make_run_dir, run_cli
+from distill.settings import add_config_args, pick_preset
 from distill.data import load_dataset
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig

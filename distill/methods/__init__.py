@@ -13,7 +13,7 @@ import torch
 
 from distill.augment import DEFAULT_STRATEGY
 from distill.cache import fingerprint
-from distill.config import checked, config_to_dict
+from distill.settings import checked, config_to_dict
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.hardware import PRECISIONS, compile_available, resolve_precision
