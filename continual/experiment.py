@@ -13,10 +13,9 @@ from tqdm.auto import tqdm
 
 from distill.cache import fingerprint
 from distill.distributed import resolve_device
-from distill.settings import to_toml
 from distill.data import ClassDataset, load_dataset
 from distill.errors import DistillError
-from distill.io import atomic_write_text, write_json
+from distill.io import write_json
 
 from continual.benchmark import check_steps, class_order, experience_classes, first_per_class, make_benchmark
 from continual.buffer import DistilledBuffer
@@ -158,7 +157,7 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
                    test: ClassDataset | None = None, show_progress: bool = True) -> dict[str, Any]:
     """Run every (protocol, seed, memory method) of ``cfg`` into ``out`` and return ``results.json``'s content.
 
-    Writes ``config.toml`` first, ``progress.json`` and ``results.json`` after every step, and
+    Writes ``progress.json`` and ``results.json`` after every step, and
     ``accuracy.png`` after every (protocol, method, seed). With ``resume``, finished steps are kept
     (GDumb continues at the next step; a replay run continues at its next unfinished seed) and
     distilled memories come from the cache.
@@ -172,7 +171,6 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
     if any(get_method(m).encoder for m in cfg.memory if m != CLASS_BALANCED):
         check_image_size(cfg.distill, train.image_shape)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.toml", to_toml(cfg))
     progress = Progress(out / PROGRESS_FILE, cfg, resume=resume)
     orders = {seed: class_order(seed, num_classes) for seed in cfg.seeds}
     benchmarks = {seed: make_benchmark(train, test, steps=cfg.steps, order=orders[seed]) for seed in cfg.seeds}

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from distill.cli import make_run_dir, refuse_to_overwrite
+from distill.cli import joined, make_run_dir, refuse_to_overwrite, threads, write_settings
 from distill.settings import add_config_args, pick_preset, resolve_config
 from distill.errors import DistillError
 
@@ -57,15 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         path.unlink(missing_ok=True)
     if args.resume and not (out / "progress.json").is_file():
         print(f"no earlier run in {out} (no progress.json): starting fresh", file=sys.stderr)
-    import torch
-
-    threads = torch.get_num_threads()
-    if cfg.threads is not None:
-        torch.set_num_threads(max(1, cfg.threads))
-    try:
+    write_settings(out, cfg)
+    with threads(cfg.threads), joined():
         results = run_experiment(cfg, out, resume=args.resume, show_progress=not args.quiet)
-    finally:
-        torch.set_num_threads(threads)  # main() may run inside another program (tests, notebooks)
     print(summary_table(results))
     print(f"results: {out / 'results.json'}  plot: {out / 'accuracy.png'}  config: {out / 'config.toml'}")
     return 0

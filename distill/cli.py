@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
+from distill.distributed import World
 from distill.errors import DistillError
+from distill.io import atomic_write_text
+from distill.settings import to_toml
 
 
 def make_run_dir(out: str | Path | None, job: str) -> Path:
@@ -40,6 +44,43 @@ def refuse_to_overwrite(out: Path | None, markers: Sequence[str], *, resume: boo
     return found
 
 
+def write_settings(out: Path, settings: Any) -> Path:
+    """The effective settings as ``out/config.toml`` (``--config`` reloads them)."""
+    path = Path(out) / "config.toml"
+    atomic_write_text(path, to_toml(settings))
+    return path
+
+
+@contextlib.contextmanager
+def threads(count: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``count`` inside the block (``None`` or 0: torch's choice), then restored,
+    so that a ``main`` run inside another program (tests, notebooks) leaves it as it was."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(max(1, count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def joined() -> Iterator[World]:
+    """This process's :class:`World` under torchrun (rank 0 of 1 without it); the process group it
+    joined is left at the end of the block."""
+    import torch.distributed as dist
+
+    was_joined = dist.is_available() and dist.is_initialized()
+    world = World.from_env()
+    try:
+        yield world
+    finally:
+        if not was_joined and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -58,4 +99,4 @@ def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
     sys.exit(code or 0)
 
 
-__all__ = ["make_run_dir", "refuse_to_overwrite", "run_cli"]
+__all__ = ["joined", "make_run_dir", "refuse_to_overwrite", "run_cli", "threads", "write_settings"]

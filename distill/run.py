@@ -7,19 +7,19 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from distill.cli import make_run_dir, refuse_to_overwrite, run_cli
+from distill.cli import joined, make_run_dir, refuse_to_overwrite, run_cli, write_settings
 from distill.data import load_dataset
-from distill.distributed import local_device, resolve_device, world
+from distill.distributed import local_device, resolve_device
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig, evaluate
 from distill.hardware import machine_info
-from distill.io import atomic_write_text, write_json
+from distill.io import write_json
 from distill.job import RunConfig, _eval_setup, distill_sharded, plan, summary
 from distill.methods import DistillConfig, check_image_size
 from distill.networks import list_networks
 from distill.perf import tune_allocator
 from distill.plot import downsample, plot_loss
-from distill.settings import add_config_args, pick_preset, resolve_config, to_toml
+from distill.settings import add_config_args, pick_preset, resolve_config
 
 # --preset names configs/distill/<name>.toml: the first of these that exists ("none": no preset).
 PRESET_NAMES = ("{dataset}-ipc{distill.ipc}-{preset}", "{dataset}-{preset}", "{preset}")
@@ -83,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         args.preset = default_preset(args)
     cfg = load_config(args)
     previous = refuse_to_overwrite(out, _RUN_FILES, resume=args.resume, overwrite=args.overwrite)
-    rank, size = world()
+    with joined() as world:  # no threads(...) here: RunConfig leaves torch's choice alone
+        return _run(args, cfg, out, previous, chosen=chosen, rank=world.rank, size=world.size)
+
+
+def _run(args: argparse.Namespace, cfg: RunConfig, out: Path | None, previous: list[Path], *, chosen: bool,
+         rank: int, size: int) -> int:
+    """Everything after the settings: data, the run folder and its config.toml, distillation, evaluation."""
     device = local_device(resolve_device(cfg.device))
     if cfg.eval > 0 and cfg.eval_network not in list_networks():
         raise DistillError(f"unknown --eval-network {cfg.eval_network!r}; choose one of {', '.join(list_networks())}")
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 path.unlink(missing_ok=True)
         if args.resume and not any(out.glob("checkpoint*.pt")):
             print(f"no checkpoint in {out}: starting fresh", file=sys.stderr)
-        atomic_write_text(out / "config.toml", to_toml(cfg))
+        write_settings(out, cfg)
 
     note = f"preset {args.preset}" + (" (chosen for this machine; --preset NAME for another)" if chosen else "")
     clock = plan(cfg, train, test, device, out, note=note if args.preset else "") if rank == 0 else None

@@ -18,8 +18,8 @@ import torch
 from distill.data import ClassDataset
 from distill.distributed import World, resolve_device
 from distill.errors import DistillError
-from distill.io import atomic_write_text, write_json
-from distill.settings import config_to_dict, to_toml
+from distill.io import write_json
+from distill.settings import config_to_dict
 from nas import metrics
 from nas import proxies as proxies_module
 from nas.benchmark import Benchmark
@@ -249,8 +249,6 @@ def run_search(config: SearchConfig, out: Path, *, train: ClassDataset, test: Cl
     """
     world = World.from_env()
     device = resolve_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
     out = Path(out)
     fingerprint = config_to_dict(config.fingerprint())
     progress_dir = out / PROGRESS_DIR
@@ -267,8 +265,6 @@ def run_search(config: SearchConfig, out: Path, *, train: ClassDataset, test: Cl
         raise DistillError("training and test sets have different classes; use one dataset")
 
     show = config.progress and world.rank == 0
-    if world.rank == 0:
-        atomic_write_text(out / "config.toml", to_toml(config))
     distilled_now = missing_from_cache(config, train)
     world.barrier()  # every rank knows which sets are missing before any is written
     # The missing sets are shared out over the processes (with two, DataDAM and DM distil side by side).

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from distill.cli import make_run_dir, run_cli
+from distill.cli import joined, make_run_dir, run_cli, threads, write_settings
 from distill.settings import add_config_args, pick_preset
 from distill.data import load_dataset
 from distill.errors import DistillError
@@ -64,13 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and args.out is None:
         raise DistillError("--resume needs --out DIR naming the search to continue")
     out = make_run_dir(args.out, "nas")
-    train = load_dataset(config.dataset, "train", data_root=config.data_root)
-    test = load_dataset(config.dataset, "test", data_root=config.data_root)
-    results = run_search(config, out, train=train, test=test, benchmark=benchmark, resume=args.resume)
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    with threads(config.threads), joined() as world:
+        if world.rank == 0:
+            write_settings(out, config)
+        train = load_dataset(config.dataset, "train", data_root=config.data_root)
+        test = load_dataset(config.dataset, "test", data_root=config.data_root)
+        results = run_search(config, out, train=train, test=test, benchmark=benchmark, resume=args.resume)
     if results:
         print(format_summary(results))
         print(f"results: {out / 'results.json'}  plot: {out / 'ranking.png'}")

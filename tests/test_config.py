@@ -2,7 +2,7 @@ import tomllib
 
 import pytest
 
-from distill.config import resolve_config, to_toml
+from distill.config import CONFIG_DIR, resolve_config, to_toml
 from distill.errors import DistillError
 from distill.run import RunConfig
 
@@ -97,3 +97,22 @@ def test_fields_that_do_not_change_a_result_are_marked_once():
     assert not {"device", "threads", "progress", "cache_dir", "data_root", "proxy", "num_archs", "top_fraction",
                 "rank_by"} & set(nas) and nas["ipc"] == 50
     assert digest({"a": 1, "b": [2]}) == digest({"b": [2], "a": 1}) and len(digest({})) == 12
+
+
+def _job(job):
+    from continual.config import ContinualConfig
+    from nas.config import resolve_search_config
+
+    if job == "nas":
+        return lambda **kw: resolve_search_config(**kw)
+    return lambda **kw: resolve_config(RunConfig if job == "distill" else ContinualConfig, **kw)
+
+
+@pytest.mark.parametrize("preset", sorted(str(p.relative_to(CONFIG_DIR)) for p in CONFIG_DIR.glob("*/*.toml")))
+def test_every_preset_loads_and_its_config_toml_reloads_to_the_same_settings(preset, tmp_path):
+    from distill.cli import write_settings
+
+    resolve = _job(preset.split("/")[0])
+    settings = resolve(preset_file=CONFIG_DIR / preset)
+    reloaded = resolve(config_file=write_settings(tmp_path, settings))
+    assert reloaded == settings
