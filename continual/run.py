@@ -72,5 +72,8 @@ def cli() -> None:
     run_cli(main)
 
 
+__all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
+
+
 if __name__ == "__main__":
     cli()

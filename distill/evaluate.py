@@ -149,3 +149,7 @@ def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str
         train_network(model, images, labels, config, seed=seed, device=device, progress=progress)
         runs.append(test_accuracy(model, test.images, test.labels, device=device))
     return EvalResult.of(runs)
+
+
+__all__ = ["EVAL_PROTOCOLS", "EvalResult", "evaluate", "protocol_setup", "test_accuracy", "train_network",
+           "TrainConfig"]

@@ -47,3 +47,6 @@ def downsample(curve: Sequence[Sequence[float]], points: int = 400) -> list[list
         window = curve[int(p * size):int((p + 1) * size)]
         out.append([int(window[-1][0]), sum(v for _, v in window) / len(window)])
     return out
+
+
+__all__ = ["downsample", "plot_loss", "save_figure"]

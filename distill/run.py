@@ -143,5 +143,10 @@ def _run(args: argparse.Namespace, cfg: RunConfig, out: Path | None, previous: l
 __all__ = ["RunConfig", "build_parser", "distill_sharded", "load_config", "main"]
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point (``distill-run``)."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -173,3 +173,7 @@ def namespace_overrides(args: argparse.Namespace, *, distill_prefix: str = "dist
     train = {f.name: values.get(f.name) for f in dataclasses.fields(TrainConfig)}
     distill = {k[len(distill_prefix):]: v for k, v in values.items() if k.startswith(distill_prefix)}
     return {**top, "train": train, "distill": distill}
+
+
+__all__ = ["DEFAULT_PROXIES", "RANK_BY", "namespace_overrides", "nb201_train_config", "resolve_search_config",
+           "SearchConfig"]

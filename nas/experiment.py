@@ -374,3 +374,6 @@ def format_summary(results: dict) -> str:
     lines.append("95% CI: bootstrap over candidates; minus random/synflow: paired bootstrap of rho - rho(other) "
                  "(an interval holding 0 does not tell the two apart)")
     return "\n".join(lines + notes)
+
+
+__all__ = ["PROGRESS_DIR", "format_summary", "load_progress", "run_search", "summarise"]

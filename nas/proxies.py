@@ -481,3 +481,9 @@ def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tens
     end = time.perf_counter()
     return ProxyOutcome(score=accuracy if config.rank_by == "accuracy" else -tse, accuracy=accuracy, tse=tse,
                         seconds=end - start, train_seconds=trained - start, images_seen=images_seen)
+
+
+__all__ = ["build_proxy_sets", "check_set", "distilled_set", "get_proxy", "list_proxies", "load_synthetic_files",
+           "make_candidate", "matched_budget", "missing_from_cache", "proxy_resolution", "ProxyOutcome", "ProxySet",
+           "ProxySpec", "recalibrate_batchnorm", "register_training_proxy", "register_zero_cost_proxy", "run_proxy",
+           "seeded_subset", "set_epochs", "SetBuilder", "SetContext", "sets_to_distill", "spread", "ZeroCostScore"]

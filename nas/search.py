@@ -76,5 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point (``nas-search``)."""
     run_cli(main)
+
+
+__all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
+
+
+if __name__ == "__main__":
+    cli()

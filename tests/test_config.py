@@ -116,3 +116,16 @@ def test_every_preset_loads_and_its_config_toml_reloads_to_the_same_settings(pre
     settings = resolve(preset_file=CONFIG_DIR / preset)
     reloaded = resolve(config_file=write_settings(tmp_path, settings))
     assert reloaded == settings
+
+
+def test_public_api_and_console_scripts():
+    import importlib
+
+    from distill import distill, evaluate, get_network, load_dataset
+
+    assert all(callable(f) for f in (distill, evaluate, get_network, load_dataset))
+    scripts = tomllib.loads((CONFIG_DIR.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {"distill-run", "continual-run", "nas-search"}
+    for target in scripts.values():
+        module, name = target.split(":")
+        assert callable(getattr(importlib.import_module(module), name))

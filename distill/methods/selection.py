@@ -63,3 +63,6 @@ def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:
         available[i] = False
         total += features[i]
     return torch.tensor(chosen, dtype=torch.long)
+
+
+__all__ = ["herding", "herding_select", "random_real"]
