@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
-from distill.cli import joined, make_run_dir, refuse_to_overwrite, threads, write_settings
-from distill.settings import add_config_args, pick_preset, resolve_config
+from distill.cli import joined, make_run_dir, refuse_to_overwrite, run_cli, run_parser, threads, write_settings
 from distill.errors import DistillError
+from distill.settings import add_config_args, pick_preset, resolve_config
+
+__all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
 
 PRESETS = ("cpu", "paper", "smoke", "none")  # shipped in configs/continual/
 # --preset names configs/continual/<name>.toml: the first of these that exists.
@@ -21,17 +24,11 @@ _RUN_FILES = ("results.json", "progress.json")
 def build_parser() -> argparse.ArgumentParser:
     from continual.config import ContinualConfig
 
-    parser = argparse.ArgumentParser(
-        prog="python -m continual.run",
-        description="Class-incremental learning with distilled memories (DataDAM, DM) against herding and "
-                    "random memories, in the GDumb-style protocol and/or Avalanche replay.")
-    parser.add_argument("--preset", default="cpu", help=f"{' | '.join(PRESETS)}: configs/continual/"
-                                                        "cifar10-<steps>step-<preset>.toml, else <preset>.toml")
-    parser.add_argument("--config", type=Path, default=None, help="TOML file overriding the preset")
-    parser.add_argument("--out", default=None, help="output folder (default runs/continual-<time>)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished steps")
-    parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser = run_parser("continual.run", "continual", "Class-incremental learning with distilled memories (DataDAM, "
+                        "DM) against herding and random memories, in the GDumb-style protocol and/or Avalanche replay.",
+                        presets=f"{' | '.join(PRESETS)}: configs/continual/cifar10-<steps>step-<preset>.toml, else "
+                                "<preset>.toml", preset_default="cpu",
+                        resume="continue the run in --out, skipping finished steps")
     add_config_args(parser, ContinualConfig)  # no defaults shown: the preset decides them
     return parser
 
@@ -65,15 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cli() -> None:
-    """Console-script entry point (``continual-run``)."""
-    from distill.cli import run_cli
-
-    run_cli(main)
-
-
-__all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
-
+cli = partial(run_cli, main)  # the console script continual-run
 
 if __name__ == "__main__":
     cli()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as _dt
 import signal
@@ -13,6 +14,24 @@ from distill.distributed import World
 from distill.errors import DistillError
 from distill.io import atomic_write_text
 from distill.settings import to_toml
+
+
+def run_parser(module: str, job: str, description: str, *, presets: str, preset_default: str | None,
+               resume: str, overwrite: bool = True, quiet: bool = True) -> argparse.ArgumentParser:
+    """A parser of ``python -m <module>`` with the flags every command line shares: ``--preset``, ``--config``,
+    ``--out``, ``--resume`` (and ``--overwrite``, ``--quiet``); :func:`distill.settings.add_config_args` adds
+    the settings' own."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--preset", default=preset_default, help=presets)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="a TOML file of settings, applied after the preset (a run's config.toml is one)")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default runs/{job}-<timestamp>)")
+    parser.add_argument("--resume", action="store_true", help=resume)
+    if overwrite:
+        parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
+    if quiet:
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
 
 
 def make_run_dir(out: str | Path | None, job: str) -> Path:
@@ -99,4 +118,4 @@ def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
     sys.exit(code or 0)
 
 
-__all__ = ["joined", "make_run_dir", "refuse_to_overwrite", "run_cli", "threads", "write_settings"]
+__all__ = ["joined", "make_run_dir", "refuse_to_overwrite", "run_cli", "run_parser", "threads", "write_settings"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from functools import partial
 from pathlib import Path
 
-from distill.cli import joined, make_run_dir, refuse_to_overwrite, run_cli, write_settings
+from distill.cli import joined, make_run_dir, refuse_to_overwrite, run_cli, run_parser, write_settings
 from distill.data import load_dataset
 from distill.distributed import local_device, resolve_device
 from distill.errors import DistillError
@@ -21,23 +22,20 @@ from distill.perf import tune_allocator
 from distill.plot import downsample, plot_loss
 from distill.settings import add_config_args, pick_preset, resolve_config
 
+__all__ = ["RunConfig", "build_parser", "distill_sharded", "load_config", "main"]
+
 # --preset names configs/distill/<name>.toml: the first of these that exists ("none": no preset).
 PRESET_NAMES = ("{dataset}-ipc{distill.ipc}-{preset}", "{dataset}-{preset}", "{preset}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__)
-    parser.add_argument("--preset", help="smoke | cpu | cpu-long | paper | none: "
-                                         "configs/distill/<dataset>-ipc<ipc>-<preset>.toml, else <preset>.toml "
-                                         "(default: cpu on a CPU, paper on a GPU; none = the settings' defaults)")
-    parser.add_argument("--config", type=Path, help="a TOML file of settings (applied after the preset)")
-    parser.add_argument("--out", type=Path, help="output folder (default runs/distill-<timestamp>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out "
-                                                              "(or the latest runs/distill-* folder)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
+    parser = run_parser("distill.run", "distill", __doc__, preset_default=None,
+                        presets="smoke | cpu | cpu-long | paper | none: configs/distill/<dataset>-ipc<ipc>-"
+                                "<preset>.toml, else <preset>.toml (default: cpu on a CPU, paper on a GPU; none = the "
+                                "settings' defaults)",
+                        resume="continue from the checkpoint in --out (or the latest runs/distill-* folder)")
     parser.add_argument("--eval-epochs", type=int,
                         help=f"epochs of each evaluation network (default: {TrainConfig.epochs})")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_args(parser, RunConfig, show_defaults=True)
     add_config_args(parser, DistillConfig, show_defaults=True)
     return parser
@@ -140,13 +138,7 @@ def _run(args: argparse.Namespace, cfg: RunConfig, out: Path | None, previous: l
     return 0
 
 
-__all__ = ["RunConfig", "build_parser", "distill_sharded", "load_config", "main"]
-
-
-def cli() -> None:
-    """Console-script entry point (``distill-run``)."""
-    run_cli(main)
-
+cli = partial(run_cli, main)  # the console script distill-run
 
 if __name__ == "__main__":
     cli()

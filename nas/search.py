@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
+from functools import partial
 
-from distill.cli import joined, make_run_dir, run_cli, threads, write_settings
+from distill.cli import joined, make_run_dir, run_cli, run_parser, threads, write_settings
 from distill.settings import add_config_args, pick_preset
 from distill.data import load_dataset
 from distill.errors import DistillError
@@ -17,21 +17,19 @@ from nas.config import SearchConfig, namespace_overrides, resolve_search_config
 from nas.experiment import format_summary, run_search
 from nas.sampling import SPACES
 
+__all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
+
 PRESETS = ("cpu", "paper", "smoke", "none")  # shipped in configs/nas/
 # --preset names configs/nas/<name>.toml: the first of these that exists ("none": no preset).
 PRESET_NAMES = ("nb201-{space}-{preset}", "{preset}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m nas.search",
-        description="Rank NAS-Bench-201 architectures by training them on a distilled set (DataDAM, DM), "
-                    "a random real subset, or briefly on the whole set, and compare with their true accuracy.")
-    parser.add_argument("--preset", default="cpu", help="cpu | paper | smoke | none (configs/nas/nb201-<space>-<preset>"
-                                                        ".toml; smoke: configs/nas/smoke.toml)")
-    parser.add_argument("--config", type=Path, default=None, help="a TOML file overriding the preset")
-    parser.add_argument("--out", default=None, help="output folder (default runs/nas-<timestamp>)")
-    parser.add_argument("--resume", action="store_true", help="continue the search already in --out")
+    parser = run_parser("nas.search", "nas", "Rank NAS-Bench-201 architectures by training them on a distilled set "
+                        "(DataDAM, DM), a random real subset, or briefly on the whole set, and compare with their "
+                        "true accuracy.", presets=f"{' | '.join(PRESETS)}: configs/nas/nb201-<space>-<preset>.toml, "
+                        "else <preset>.toml", preset_default="cpu", resume="continue the search already in --out",
+                        overwrite=False, quiet=False)  # progress bars are a setting (--no-progress)
     add_config_args(parser, SearchConfig)
     add_config_args(parser, TrainConfig)  # the [train] table: --epochs, --lr, --batch-size, ...
     _add_prefixed_args(parser, DistillConfig, "distill", skip={"method", "ipc"})
@@ -76,13 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cli() -> None:
-    """Console-script entry point (``nas-search``)."""
-    run_cli(main)
-
-
-__all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
-
+cli = partial(run_cli, main)  # the console script nas-search
 
 if __name__ == "__main__":
     cli()
