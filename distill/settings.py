@@ -204,13 +204,20 @@ def _check_shared(cls: type, data: dict[str, Any], where: str) -> None:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
-    """Build ``cls`` from a (possibly partial) dict, rejecting unknown keys by name."""
+    """Build ``cls`` from a (possibly partial) dict, rejecting unknown keys by name.
+
+    A partial table keeps its field's own default for what it leaves out (``SearchConfig``'s ``[train]``
+    is the NB201 recipe, not :class:`TrainConfig`'s defaults).
+    """
     hints = _field_types(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise DistillError(f"unknown setting(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(names))}")
     _check_shared(cls, data, where)
+    data = {**data, **{f.name: {**config_to_dict(f.default_factory()), **data[f.name]}  # type: ignore[misc]
+                       for f in dataclasses.fields(cls) if isinstance(data.get(f.name), dict)
+                       and f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(hints[f.name])}}
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     for f in dataclasses.fields(cls):  # checked here too, so the message names where the value came from
         if f.name in kwargs:

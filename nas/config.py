@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.cache import fingerprint
-from distill.settings import config_to_dict, from_dict, read_toml, share_fields
+from distill.settings import config_to_dict, from_dict, resolve_config, share_fields
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig
 from distill.methods import DistillConfig
@@ -138,31 +138,14 @@ class SearchConfig:
         return fingerprint(self, resume=True)  # more proxies or candidates, another ranking extend a search
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """``base`` updated by ``update``, table by table; ``None`` in ``update`` means "not given"."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict):
-            out[key] = _merge(out.get(key) if isinstance(out.get(key), dict) else {}, value)
-        elif value is not None:
-            out[key] = value
-    return out
-
-
 def resolve_search_config(*, preset_file: str | Path | None = None, config_file: str | Path | None = None,
                           overrides: dict[str, Any] | None = None) -> SearchConfig:
     """:class:`SearchConfig` from its defaults, then the preset TOML, then ``--config``, then the non-None
-    ``overrides`` (``train``/``distill`` as nested dicts).
+    ``overrides`` (``train``/``distill`` as nested dicts): :func:`distill.settings.resolve_config`.
 
-    A partial ``[train]`` table keeps the NB201 recipe for the fields it leaves out (a plain
-    ``from_dict`` would fall back to :class:`TrainConfig`'s own, ConvNet-evaluation defaults).
+    A partial ``[train]`` table keeps the NB201 recipe (the field's default) for the fields it leaves out.
     """
-    data: dict[str, Any] = {"train": config_to_dict(nb201_train_config())}
-    for path in (preset_file, config_file):
-        if path is not None:
-            data = _merge(data, read_toml(path))
-    data = _merge(data, overrides or {})
-    return from_dict(SearchConfig, data, where=Path(config_file or preset_file or "config").name)
+    return resolve_config(SearchConfig, preset_file=preset_file, config_file=config_file, overrides=overrides)
 
 
 def namespace_overrides(args: argparse.Namespace, *, distill_prefix: str = "distill__") -> dict[str, Any]:
