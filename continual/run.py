@@ -8,7 +8,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from distill.cli import joined, make_run_dir, refuse_to_overwrite, run_cli, run_parser, threads, write_settings
+from distill.cli import joined, make_run_dir, refuse_to_overwrite, report, run_cli, run_parser, threads, write_settings
 from distill.errors import DistillError
 from distill.settings import add_config_args, pick_preset, resolve_config
 
@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     write_settings(out, cfg)
     with threads(cfg.threads), joined():
         results = run_experiment(cfg, out, resume=args.resume, show_progress=not args.quiet)
-    print(summary_table(results))
-    print(f"results: {out / 'results.json'}  plot: {out / 'accuracy.png'}  config: {out / 'config.toml'}")
+    report(summary_table(results), out, results="results.json", plot="accuracy.png", config="config.toml")
     return 0
 
 

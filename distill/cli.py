@@ -100,6 +100,12 @@ def joined() -> Iterator[World]:
             dist.destroy_process_group()
 
 
+def report(summary: str, out: Path, **files: str) -> None:
+    """Print a run's summary table, then one line naming its files (``results="results.json"``...)."""
+    print(summary)
+    print("  ".join(f"{label}: {Path(out) / name}" for label, name in files.items()))
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -118,4 +124,5 @@ def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
     sys.exit(code or 0)
 
 
-__all__ = ["joined", "make_run_dir", "refuse_to_overwrite", "run_cli", "run_parser", "threads", "write_settings"]
+__all__ = ["joined", "make_run_dir", "refuse_to_overwrite", "report", "run_cli", "run_parser", "threads",
+           "write_settings"]

@@ -6,7 +6,7 @@ import argparse
 import logging
 from functools import partial
 
-from distill.cli import joined, make_run_dir, run_cli, run_parser, threads, write_settings
+from distill.cli import joined, make_run_dir, report, run_cli, run_parser, threads, write_settings
 from distill.settings import add_config_args, pick_preset
 from distill.data import load_dataset
 from distill.errors import DistillError
@@ -68,9 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         train = load_dataset(config.dataset, "train", data_root=config.data_root)
         test = load_dataset(config.dataset, "test", data_root=config.data_root)
         results = run_search(config, out, train=train, test=test, benchmark=benchmark, resume=args.resume)
-    if results:
-        print(format_summary(results))
-        print(f"results: {out / 'results.json'}  plot: {out / 'ranking.png'}")
+    if results:  # rank 0
+        report(format_summary(results), out, results="results.json", plot="ranking.png")
     return 0
 
 
