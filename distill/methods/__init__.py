@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -56,19 +57,23 @@ def register_method(name: str, *, reads: Sequence[str] | None = None, encoder: b
         iterates: the method is an optimisation loop that checkpoints and reports every step.
     """
 
-    def wrap(fn: Callable[..., "MethodOutput"]) -> Callable[..., "MethodOutput"]:
-        if name in _REGISTRY:
-            raise ValueError(f"method {name!r} is already registered")
-        _REGISTRY[name] = MethodSpec(name, fn, tuple(reads) if reads is not None else None, encoder, iterates)
-        return fn
+    if name in _REGISTRY:
+        raise ValueError(f"method {name!r} is already registered")
+    return functools.partial(_add, name=name, reads=tuple(reads) if reads is not None else None, encoder=encoder,
+                             iterates=iterates)
 
-    return wrap
+
+def _add(fn: Callable[..., "MethodOutput"], **spec: Any) -> Callable[..., "MethodOutput"]:
+    _REGISTRY[spec["name"]] = MethodSpec(run=fn, **spec)
+    return fn
 
 
 def get_method(name: str) -> MethodSpec:
-    if name not in _REGISTRY:
-        raise DistillError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    """The registered method ``name``; :class:`DistillError` naming the registered ones if there is none."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise DistillError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}") from None
 
 
 def list_methods() -> list[str]:
