@@ -187,7 +187,7 @@ def run_one(impl: str, ipc: int, batch: int, variant: str, iters: int) -> dict:
 def eval_one(ipc: int, epochs: int, nets: int, protocol: str) -> dict:
     """Seconds to train ``nets`` evaluation ConvNets on an ipc-``ipc`` CIFAR-sized set: one by one, then together."""
     from distill.evaluate import TrainConfig, protocol_setup, train_network, train_networks
-    from distill.methods.seeds import stream
+    from distill.seeds import stream
     from distill.networks import ConvNet, init_parameters
 
     train = _fake_cifar(ipc)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -18,18 +17,15 @@ from avalanche.benchmarks.utils.transform_groups import TransformGroups
 from avalanche.benchmarks.utils.utils import concat_datasets
 from avalanche.training.storage_policy import ExemplarsBuffer
 
-from distill.config import resolve_device
+from distill.cache import cache_file
+from distill.distributed import resolve_device
 from distill.data import cache_dir as default_cache_root
 from distill.data import from_tensors
 from distill.errors import DistillError
-from distill.methods import METHODS, DistillConfig, load_or_distill, result_key
+from distill.methods import DistillConfig, get_method, list_methods, load_or_distill, result_key
 from distill.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
-
-# Methods that select a class's images against the other classes of its experience (forgetting trains
-# a classifier on them): they distill the classes new in an experience together, from its data only.
-TOGETHER = ("forgetting",)
 
 def _fingerprint(images: Tensor) -> str:
     """A content hash of the real images a memory is distilled from (part of the cache key)."""
@@ -49,7 +45,18 @@ def _canonical_order(images: Tensor) -> Tensor:
     return images[sorted(range(len(keys)), key=keys.__getitem__)]
 
 
-class DistilledBuffer(ExemplarsBuffer):
+class AdaptOnUpdate:
+    """Mixin for an Avalanche buffer: the deprecated ``update()`` goes straight to ``post_adapt``.
+
+    ReplayPlugin and GDumbPlugin still call ``update()``, whose deprecated default warns on every
+    experience; this forwards it as that default would, without the warning. Put it first among the bases.
+    """
+
+    def update(self, strategy: Any, **kwargs: Any) -> None:
+        self.post_adapt(strategy, strategy.experience)  # type: ignore[attr-defined]
+
+
+class DistilledBuffer(AdaptOnUpdate, ExemplarsBuffer):
     """Class-balanced replay memory whose images per class are a distilled (or selected) set of that class.
 
     When an experience arrives, the classes new in it are distilled from that experience's data only
@@ -103,8 +110,8 @@ class DistilledBuffer(ExemplarsBuffer):
             if ipc > synthetic.ipc:
                 raise DistillError(f"ipc {ipc} is more than the {synthetic.ipc} images per class of the given "
                                    f"synthetic set; pass ipc <= {synthetic.ipc}")
-        elif method not in METHODS:
-            raise DistillError(f"unknown memory method {method!r}; choose one of {', '.join(METHODS)}")
+        elif method not in list_methods():
+            raise DistillError(f"unknown memory method {method!r}; choose one of {', '.join(list_methods())}")
         base = distill_config if distill_config is not None else DistillConfig()
         self.config = replace(base, method=method, ipc=ipc if ipc is not None else base.ipc)  # checks ipc >= 1
         self.method = method
@@ -142,10 +149,6 @@ class DistilledBuffer(ExemplarsBuffer):
             return 0
         return min(self.ipc, self.max_size // len(self.seen_classes))
 
-    def update(self, strategy: Any, **kwargs: Any) -> None:
-        # ReplayPlugin and GDumbPlugin still call the deprecated update(); forward without the warning.
-        self.post_adapt(strategy, strategy.experience)
-
     def post_adapt(self, agent_state: Any, exp: Any) -> None:
         """Add memories for the classes new in ``exp``, distilled from ``exp``'s data only."""
         dataset = exp.dataset
@@ -168,7 +171,7 @@ class DistilledBuffer(ExemplarsBuffer):
                     self.memories[c] = self._from_synthetic(c)
             else:
                 real = self._real_images(dataset, new)
-                if self.method in TOGETHER:
+                if not get_method(self.method).per_class:
                     self.memories.update(self._distill_classes(new, real))
                 else:
                     for c in new:
@@ -248,18 +251,16 @@ class DistilledBuffer(ExemplarsBuffer):
         if self.cache_dir is None:
             return None
         # One class keeps the key it always had, so that existing caches stay valid.
-        key = json.dumps({"class": classes[0] if len(classes) == 1 else classes, "seed": self.seed,
-                          "config": result_key(self.config), "data": _fingerprint(images)},
-                         sort_keys=True)
-        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+        record = {"class": classes[0] if len(classes) == 1 else classes, "seed": self.seed,
+                  "config": result_key(self.config), "data": _fingerprint(images)}
         name = "-".join(map(str, classes))
-        return self.cache_dir / f"{self.method}-class{name}-ipc{self.ipc}-seed{self.seed}-{digest}.pt"
+        return cache_file(self.cache_dir, "continual", f"{self.method}-class{name}-ipc{self.ipc}-seed{self.seed}", record)
 
     def _distill_class(self, c: int, images: Tensor) -> Tensor:
         return self._distill_classes([c], {c: images})[c]
 
     def _distill_classes(self, classes: list[int], real: dict[int, Tensor]) -> dict[int, Tensor]:
-        """Distill ``classes`` in one call (one class, except for the methods in ``TOGETHER``)."""
+        """Distill ``classes`` in one call (one class, except for methods that are not ``per_class``)."""
         images = torch.cat([real[c] for c in classes])
         mean, std = self.normalization or ((0.0,) * images.shape[1], (1.0,) * images.shape[1])
         counts = torch.tensor([len(real[c]) for c in classes])

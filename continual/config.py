@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from distill.config import checked
+from distill.settings import checked
 from distill.evaluate import TrainConfig
 from distill.methods import METHODS, DistillConfig
 
@@ -13,42 +13,38 @@ PROTOCOLS = ("gdumb", "replay", "both")
 CLASS_BALANCED = "class_balanced"
 
 
-def _distill_default() -> DistillConfig:
-    return DistillConfig(iterations=1000)
-
-
-def _train_default() -> TrainConfig:
-    return TrainConfig(epochs=300)
-
-
 @dataclass
 @checked
-class ReplayConfig:
-    """Settings of the replay protocol: one model trained through the stream (Avalanche ``Naive``)."""
+class ReplayConfig(TrainConfig):
+    """The replay protocol's recipe: one model trained through the stream (Avalanche ``Naive``).
 
-    epochs: int = field(default=1, metadata={"help": "epochs over each experience", "min": 1})
-    batch_size: int = field(default=128, metadata={"help": "real images per minibatch", "min": 1})
+    A :class:`TrainConfig` (``epochs`` over each experience, ``batch_size`` real images per minibatch,
+    SGD ``lr``, ``momentum``, ``weight_decay``, ``nesterov``) plus the memory's share of a minibatch.
+    The presets in ``configs/continual/`` size it.
+    """
+
     batch_size_mem: int = field(default=128, metadata={"help": "memory images added to every minibatch", "min": 1})
-    lr: float = field(default=0.01, metadata={"help": "SGD learning rate", "above": 0})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum", "min": 0, "max": 1})
-    weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay", "min": 0})
     baseline: bool = field(default=True, metadata={"help": "also run Avalanche's ClassBalancedBuffer"})
 
 
 @dataclass
 @checked
 class ContinualConfig:
-    """Everything a ``python -m continual.run`` needs; defaults are the CPU preset's scale."""
+    """Everything a ``python -m continual.run`` needs; the presets in ``configs/continual/`` size it."""
 
     dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 | imagefolder"})
-    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
+    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)",
+                                                          "result": False})
     steps: int = field(default=5, metadata={"help": "number of experiences; must divide the class count", "min": 1})
-    protocol: str = field(default="gdumb", metadata={"help": "gdumb | replay | both", "choices": PROTOCOLS})
+    protocol: str = field(default="gdumb", metadata={"help": "gdumb | replay | both", "choices": PROTOCOLS,
+                                                     "resume": "extend"})
     memory: tuple[str, ...] = field(default=("datadam", "dm", "herding", "random"),
-                                    metadata={"help": "memory methods, comma-separated"})
+                                    metadata={"help": "memory methods: datadam,dm,herding,random (replay also: "
+                                                               "class_balanced)", "resume": "extend"})
     ipc: int = field(default=10, metadata={"help": "memory images per class", "min": 1})
     seeds: tuple[int, ...] = field(default=(0, 1), metadata={"help": "class orders s (numpy.random.seed(s); "
-                                                                      "permutation), also the run seeds", "min": 0})
+                                                                      "permutation), also the run seeds", "min": 0,
+                                                                      "resume": "extend"})
     distill_seed: int | None = field(default=None, metadata={"help": "seed of every distillation (default: the "
                                                                        "class-order seed)", "min": 0})
     network: str = field(default="convnet", metadata={"help": "network trained on the memory"})
@@ -58,13 +54,15 @@ class ContinualConfig:
                                                                           "per class (default: all)", "min": 1})
     test_per_class: int | None = field(default=None, metadata={"help": "test on the first N test images per "
                                                                          "class (default: all)", "min": 1})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda", "result": False})
     threads: int | None = field(default=None, metadata={"help": "CPU threads for torch (default: torch's choice; "
-                                                                  "1 is fastest on a busy machine)", "min": 1})
+                                                                  "1 is fastest on a busy machine)", "min": 1,
+                                                                  "result": False})
     cache_dir: str | None = field(default=None, metadata={"help": "where distilled memories are cached "
-                                                                    "(default: $DISTILL_CACHE_DIR/continual)"})
-    distill: DistillConfig = field(default_factory=_distill_default)
-    train: TrainConfig = field(default_factory=_train_default)
+                                                                    "(default: $DISTILL_CACHE_DIR/continual)",
+                                                                    "result": False})
+    distill: DistillConfig = field(default_factory=DistillConfig, metadata={"shares": ("ipc",)})
+    train: TrainConfig = field(default_factory=TrainConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def protocols(self) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -12,17 +11,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from distill.config import config_to_dict, resolve_device, to_toml
+from distill.cache import fingerprint
+from distill.distributed import resolve_device
 from distill.data import ClassDataset, load_dataset
 from distill.errors import DistillError
-from distill.io import atomic_write_text, write_json
+from distill.io import write_json
 
 from continual.benchmark import check_steps, class_order, experience_classes, first_per_class, make_benchmark
 from continual.buffer import DistilledBuffer
-from distill.methods import check_image_size
+from distill.methods import check_image_size, get_method, list_methods
 from distill.networks import list_networks
 
-from continual.config import CLASS_BALANCED, METHODS, PROTOCOLS, ContinualConfig
+from continual.config import CLASS_BALANCED, PROTOCOLS, ContinualConfig
 from continual.metrics import summarise
 from continual.plot import plot_accuracy
 from continual.protocols import StepResult, make_class_balanced, network_factory, run_gdumb, run_replay
@@ -30,15 +30,13 @@ from continual.protocols import StepResult, make_class_balanced, network_factory
 log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
-# Settings that may change between a run and its --resume (more seeds or methods extend the run).
-_EXTENSIBLE = ("seeds", "memory", "protocol", "device", "threads")
 
 
 def validate(cfg: ContinualConfig) -> None:
     """Raise :class:`DistillError` for any setting that cannot work, before anything expensive runs."""
     if cfg.protocol not in PROTOCOLS:
         raise DistillError(f"unknown --protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    known = (*METHODS, CLASS_BALANCED)
+    known = (*list_methods(), CLASS_BALANCED)
     if not cfg.memory:
         raise DistillError(f"--memory is empty; pass some of {', '.join(known)}")
     for method in cfg.memory:
@@ -57,7 +55,8 @@ def validate(cfg: ContinualConfig) -> None:
 
 
 def _comparable(cfg: ContinualConfig) -> dict[str, Any]:
-    return {k: v for k, v in config_to_dict(cfg).items() if k not in _EXTENSIBLE}
+    """What a --resume must keep: more seeds, methods or another protocol extend a run (fields marked so)."""
+    return fingerprint(cfg, resume=True)
 
 
 class Progress:
@@ -158,7 +157,7 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
                    test: ClassDataset | None = None, show_progress: bool = True) -> dict[str, Any]:
     """Run every (protocol, seed, memory method) of ``cfg`` into ``out`` and return ``results.json``'s content.
 
-    Writes ``config.toml`` first, ``progress.json`` and ``results.json`` after every step, and
+    Writes ``progress.json`` and ``results.json`` after every step, and
     ``accuracy.png`` after every (protocol, method, seed). With ``resume``, finished steps are kept
     (GDumb continues at the next step; a replay run continues at its next unfinished seed) and
     distilled memories come from the cache.
@@ -169,11 +168,9 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
         train, test = load_data(cfg)
     num_classes = train.num_classes
     check_steps(cfg.steps, num_classes)
-    if any(m in ("datadam", "dm", "herding", "kcenter", "forgetting") for m in cfg.memory):  # a ConvNet encoder
+    if any(get_method(m).encoder for m in cfg.memory if m != CLASS_BALANCED):
         check_image_size(cfg.distill, train.image_shape)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, ipc=cfg.ipc))  # the ipc actually used
-    atomic_write_text(out / "config.toml", to_toml(cfg))
     progress = Progress(out / PROGRESS_FILE, cfg, resume=resume)
     orders = {seed: class_order(seed, num_classes) for seed in cfg.seeds}
     benchmarks = {seed: make_benchmark(train, test, steps=cfg.steps, order=orders[seed]) for seed in cfg.seeds}
@@ -181,7 +178,6 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
     make_model = network_factory(cfg.network, num_classes=num_classes, channels=train.images.shape[1],
                                  image_size=train.images.shape[-1], width=cfg.width)
     mem_size = cfg.ipc * num_classes
-    distill_cfg = dataclasses.replace(cfg.distill, ipc=cfg.ipc)
 
     def write() -> dict[str, Any]:
         results = build_results(cfg, progress, num_classes=num_classes, device=device, orders=orders, splits=splits,
@@ -200,7 +196,7 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
         if method == CLASS_BALANCED:
             policy: Any = make_class_balanced(mem_size, num_classes)
         else:
-            policy = DistilledBuffer(mem_size, method=method, distill_config=distill_cfg, ipc=cfg.ipc,
+            policy = DistilledBuffer(mem_size, method=method, distill_config=cfg.distill, ipc=cfg.ipc,
                                      seed=cfg.distill_seed if cfg.distill_seed is not None else seed,
                                      device=device, cache_dir=cfg.cache_dir, class_names=train.class_names,
                                      normalization=(train.mean, train.std), progress=show_progress)

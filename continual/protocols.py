@@ -15,15 +15,16 @@ from torch import nn
 
 from distill.data import ClassDataset
 from distill.evaluate import TrainConfig, test_accuracy, train_network
-from distill.methods.seeds import stream
 from distill.networks import get_network, init_parameters
+from distill.seeds import TRAIN, stream
 
+from continual.buffer import AdaptOnUpdate
 from continual.config import CLASS_BALANCED, ReplayConfig
 
 ModelFactory = Callable[[int], nn.Module]
 StepCallback = Callable[["StepResult"], None]
 
-INIT_STREAM = 10  # the key distill.evaluate initialises its networks with
+INIT_STREAM = TRAIN  # networks start as distill.evaluate's do
 ACC_KEY = "Top1_Acc_Stream/eval_phase/test_stream"
 FORGET_KEY = "StreamForgetting/eval_phase/test_stream"
 
@@ -138,10 +139,8 @@ def make_class_balanced(mem_size: int, num_classes: int):
     """Avalanche's ``ClassBalancedBuffer`` sized to hold ``mem_size / num_classes`` images of every class."""
     from avalanche.training.storage_policy import ClassBalancedBuffer
 
-    class _ClassBalancedBuffer(ClassBalancedBuffer):
-        def update(self, strategy: Any, **kwargs: Any) -> None:
-            # ReplayPlugin calls the deprecated update(); go straight to post_adapt, as it would.
-            self.post_adapt(strategy, strategy.experience)
+    class _ClassBalancedBuffer(AdaptOnUpdate, ClassBalancedBuffer):
+        pass
 
     return _ClassBalancedBuffer(max_size=mem_size, adaptive_size=False, total_num_classes=num_classes)
 
@@ -161,13 +160,11 @@ def run_replay(benchmark: Any, storage_policy: Any, *, make_model: ModelFactory,
     results: list[StepResult] = []
     seen: list[int] = []
     with seeded(seed), warnings.catch_warnings():
-        # Avalanche's own buffers still take its deprecated update() path; an evaluator without
-        # loggers is what we want here.
-        warnings.filterwarnings("ignore", message="Call to deprecated function update")
+        # An evaluator without loggers is what we want here.
         warnings.filterwarnings("ignore", message="No loggers specified")
         model = make_model(model_seed(seed, 0, 0))
         optimizer = torch.optim.SGD(model.parameters(), lr=replay.lr, momentum=replay.momentum,
-                                    weight_decay=replay.weight_decay)
+                                    weight_decay=replay.weight_decay, nesterov=replay.nesterov)
         evaluator = EvaluationPlugin(accuracy_metrics(stream=True, experience=True),
                                      forgetting_metrics(experience=True, stream=True), loggers=[])
         plugin = ReplayPlugin(mem_size=mem_size, batch_size=replay.batch_size, batch_size_mem=replay.batch_size_mem,

@@ -154,3 +154,7 @@ def _rotate(x: Tensor, v: dict[str, Tensor]) -> Tensor:
 
 
 _OPS = {"color": _color, "crop": _crop, "cutout": _cutout, "flip": _flip, "scale": _scale, "rotate": _rotate}
+
+
+__all__ = ["BRIGHTNESS", "CONTRAST", "CROP_RATIO", "CUTOUT_RATIO", "DEFAULT_STRATEGY", "DSA", "FLIP_PROB", "GROUPS",
+           "ROTATE_DEGREES", "SATURATION", "SCALE_RATIO", "AugParams", "dsa_seeded"]

@@ -266,3 +266,7 @@ def _imagefolder_stats(root: Path, train_images: Tensor | None) -> tuple[tuple[f
         train_images, _, _ = _load_imagefolder_cached(root, "train")
     x = train_images.float().div_(255.0)
     return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
+
+
+__all__ = ["CACHE_DIR_ENV", "DATA_ROOT_ENV", "DATASETS", "IMAGE_SUFFIXES", "STATS", "cache_dir", "ClassDataset",
+           "default_data_root", "denormalise", "from_tensors", "load_dataset", "normalise"]

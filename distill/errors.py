@@ -7,3 +7,6 @@ class DistillError(Exception):
     The message is a single line that says what is wrong and how to fix it; the
     command-line entry points print it as ``error: <message>`` and exit with 2.
     """
+
+
+__all__ = ["DistillError"]

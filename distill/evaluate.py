@@ -12,14 +12,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from distill.augment import DEFAULT_STRATEGY, DSA
-from distill.config import checked
+from distill.settings import checked
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.ensemble import ConvNetEnsemble, stackable
-from distill.methods.seeds import stream
 from distill.networks import get_network, init_parameters
-
-TRAIN, SHUFFLE, AUGMENT = 10, 11, 12
+from distill.seeds import AUGMENT, SHUFFLE, TRAIN, stream
 
 #: How a synthetic set is evaluated (METHOD.md §2). ``dm``: DM's code, instancenorm ConvNet, batch 256.
 #: ``official``: the public DataDAM code, BatchNorm ConvNet, batch 64 (its paper runs train 1800 epochs).
@@ -250,3 +248,7 @@ def evaluate_networks(images: Tensor, labels: Tensor, test: ClassDataset, networ
                        "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size, **net_kwargs,
                        "seconds": time.perf_counter() - start}
     return table
+
+
+__all__ = ["EVAL_PROTOCOLS", "EvalResult", "evaluate", "evaluate_networks", "protocol_setup", "test_accuracy",
+           "train_network", "train_networks", "TrainConfig"]

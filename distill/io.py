@@ -70,3 +70,6 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "write_json", "WriteError"]

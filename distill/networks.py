@@ -234,3 +234,8 @@ def init_parameters(net: nn.Module, generator: torch.Generator) -> nn.Module:
             if isinstance(module, nn.BatchNorm2d):
                 module.reset_running_stats()
     return net
+
+
+__all__ = ["VGG11", "AlexNet", "alexnet", "BasicBlock", "ConvBlock", "ConvNet", "convnet", "get_network",
+           "init_parameters", "list_networks", "make_act", "make_norm", "make_pool", "register_network", "ResNet18",
+           "resnet18", "vgg11"]

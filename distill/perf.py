@@ -22,3 +22,6 @@ def tune_allocator() -> bool:
         return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**30))
     except (OSError, AttributeError):
         return False
+
+
+__all__ = ["tune_allocator"]

@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+__all__ = ["downsample", "plot_loss", "save_figure"]
+
 if __name__ == "__main__":
     from distill.config import run_cli
 

@@ -5,63 +5,37 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from distill.config import (add_config_args, checked, make_run_dir, preset_path, resolve_config,
-                            refuse_to_overwrite, resolve_device, run_cli, to_toml)
-from distill.data import DATASETS, load_dataset
-from distill.distributed import gather, local_device, shard, world
+from distill.cli import joined, make_run_dir, refuse_to_overwrite, run_cli, run_parser, write_settings
+from distill.data import load_dataset
+from distill.distributed import local_device, resolve_device
 from distill.errors import DistillError
-from distill.evaluate import EVAL_PROTOCOLS, TrainConfig, evaluate_networks, protocol_setup
+from distill.evaluate import TrainConfig, evaluate_networks
 from distill.hardware import machine_info
-from distill.io import atomic_write_text, write_json
-from distill.methods import SELECTION_METHODS, DistillConfig, check_image_size, distill
+from distill.io import write_json
+from distill.job import RunConfig, distill_sharded, eval_networks, eval_setup, plan, summary
+from distill.methods import DistillConfig, check_image_size
 from distill.networks import list_networks
 from distill.perf import tune_allocator
 from distill.plot import downsample, plot_loss
-from distill.progress import JobClock, minutes, probe_eval_seconds
-from distill.synthetic import SyntheticSet
+from distill.settings import add_config_args, pick_preset, resolve_config
 
+__all__ = ["RunConfig", "build_parser", "distill_sharded", "load_config", "main"]
 
-@dataclass
-@checked
-class RunConfig:
-    """A distillation job: what to distill, how, and how to evaluate the result."""
-
-    dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 | imagefolder",
-                                                      "choices": DATASETS})
-    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
-    seed: int = field(default=0, metadata={"help": "distillation seed", "min": 0})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
-    eval: int = field(default=0, metadata={"help": "evaluate with this many freshly trained networks", "min": 0})
-    eval_network: str = field(default="convnet", metadata={"help": "network trained for evaluation"})
-    eval_networks: tuple[str, ...] = field(default=(), metadata={
-        "help": "cross-architecture evaluation: networks trained on the same set, comma-separated, e.g. "
-                "convnet,alexnet,vgg11,resnet18; one table each in results.json (accuracy_by_network), "
-                "the first also as accuracy (default: --eval-network only)"})
-    eval_protocol: str = field(default="dm", metadata={
-        "help": "dm (instancenorm ConvNet, batch 256) | official (the DataDAM code's: BatchNorm ConvNet, batch 64)",
-        "choices": tuple(EVAL_PROTOCOLS)})
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+# --preset names configs/distill/<name>.toml: the first of these that exists ("none": no preset).
+PRESET_NAMES = ("{dataset}-ipc{distill.ipc}-{preset}", "{dataset}-{preset}", "{preset}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m distill.run", description=__doc__)
-    parser.add_argument("--preset", help="smoke | cpu | cpu-long | paper | none: "
-                                         "configs/distill/<dataset>-ipc<ipc>-<preset>.toml, else <preset>.toml "
-                                         "(default: cpu on a CPU, paper on a GPU; none = the settings' defaults)")
-    parser.add_argument("--config", type=Path, help="a TOML file of settings (applied after the preset)")
-    parser.add_argument("--out", type=Path, help="output folder (default runs/distill-<timestamp>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out "
-                                                              "(or the latest runs/distill-* folder)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
+    parser = run_parser("distill.run", "distill", __doc__, preset_default=None,
+                        presets="smoke | cpu | cpu-long | paper | none: configs/distill/<dataset>-ipc<ipc>-"
+                                "<preset>.toml, else <preset>.toml (default: cpu on a CPU, paper on a GPU; none = the "
+                                "settings' defaults)",
+                        resume="continue from the checkpoint in --out (or the latest runs/distill-* folder)")
     parser.add_argument("--eval-epochs", type=int,
                         help=f"epochs of each evaluation network (default: {TrainConfig.epochs})")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_args(parser, RunConfig, show_defaults=True)
     add_config_args(parser, DistillConfig, show_defaults=True)
     return parser
@@ -72,11 +46,7 @@ def load_config(args: argparse.Namespace) -> RunConfig:
     overrides = {k: v for k, v in top.items() if not dataclasses.is_dataclass(v)}
     overrides["distill"] = {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillConfig)}
     overrides["train"] = {"epochs": args.eval_epochs}
-    preset = None
-    if args.preset and args.preset != "none":
-        dataset = args.dataset or RunConfig.dataset
-        ipc = args.ipc or DistillConfig.ipc
-        preset = preset_path("distill", f"{dataset}-ipc{ipc}-{args.preset}", f"{dataset}-{args.preset}", args.preset)
+    preset = pick_preset("distill", args.preset, PRESET_NAMES, cls=RunConfig, flags=args, config_file=args.config)
     return resolve_config(RunConfig, preset_file=preset, config_file=args.config, overrides=overrides)
 
 
@@ -111,9 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         args.preset = default_preset(args)
     cfg = load_config(args)
     previous = refuse_to_overwrite(out, _RUN_FILES, resume=args.resume, overwrite=args.overwrite)
-    rank, size = world()
+    with joined() as world:  # no threads(...) here: RunConfig leaves torch's choice alone
+        return _run(args, cfg, out, previous, chosen=chosen, rank=world.rank, size=world.size)
+
+
+def _run(args: argparse.Namespace, cfg: RunConfig, out: Path | None, previous: list[Path], *, chosen: bool,
+         rank: int, size: int) -> int:
+    """Everything after the settings: data, the run folder and its config.toml, distillation, evaluation."""
     device = local_device(resolve_device(cfg.device))
-    for name in _eval_networks(cfg) if cfg.eval > 0 else []:
+    for name in eval_networks(cfg) if cfg.eval > 0 else []:
         if name not in list_networks():
             flag = "--eval-networks" if cfg.eval_networks else "--eval-network"
             raise DistillError(f"unknown {flag} {name!r}; choose one of {', '.join(list_networks())}")
@@ -130,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 path.unlink(missing_ok=True)
         if args.resume and not any(out.glob("checkpoint*.pt")):
             print(f"no checkpoint in {out}: starting fresh", file=sys.stderr)
-        atomic_write_text(out / "config.toml", to_toml(cfg))
+        write_settings(out, cfg)
 
     note = f"preset {args.preset}" + (" (chosen for this machine; --preset NAME for another)" if chosen else "")
     clock = plan(cfg, train, test, device, out, note=note if args.preset else "") if rank == 0 else None
@@ -154,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         "loss_curve": downsample(curve), "accuracy": None,
     }
     if test is not None:
-        table = evaluate_networks(synthetic.images, synthetic.labels, test, _eval_networks(cfg),
-                                  setup=lambda name: _eval_setup(cfg, name), seeds=range(cfg.eval), device=device,
+        table = evaluate_networks(synthetic.images, synthetic.labels, test, eval_networks(cfg),
+                                  setup=lambda name: eval_setup(cfg, name), seeds=range(cfg.eval), device=device,
                                   num_classes=train.num_classes, progress=not args.quiet)
         for row in table.values():
             row["protocol"] = cfg.eval_protocol
@@ -166,91 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def plan(cfg: RunConfig, train, test, device, out: Path, *, note: str = "") -> JobClock:
-    """A clock of the whole job that prints the plan once the first iterations have been timed.
-
-    The evaluation's share is measured up front on noise (:func:`probe_eval_seconds`), so the progress
-    bar's ``job_left`` covers distilling, evaluating and testing.
-    """
-    d = cfg.distill.resolved(device)
-    eval_seconds = 0.0
-    for name in _eval_networks(cfg) if test is not None else []:
-        train_cfg, net_kwargs = _eval_setup(cfg, name)
-        eval_seconds += cfg.eval * probe_eval_seconds(d.ipc * train.num_classes, train.image_shape, train.num_classes,
-                                                      train_cfg, test_images=len(test), network=name,
-                                                      device=device, **net_kwargs)
-    if d.method in SELECTION_METHODS:
-        return JobClock(0, eval_seconds)
-
-    def announce(rate: float) -> None:
-        nets = cfg.eval * len(_eval_networks(cfg))
-        evaluation = (f", then {nets} evaluation nets x {cfg.train.epochs} epochs ~ {minutes(eval_seconds)}"
-                      if test is not None else "")
-        tqdm.write(f"plan{f' ({note})' if note else ''}: {d.method} ipc {d.ipc}, {d.iterations} iterations at {rate:.2f} s/it ({d.precision}"
-                   f"{', compiled' if d.compile else ''}) ~ {minutes(rate * d.iterations)}{evaluation}; "
-                   f"results in {out}", file=sys.stderr)
-
-    return JobClock(d.iterations, eval_seconds, announce=announce)
-
-
-def _eval_networks(cfg: RunConfig) -> list[str]:
-    """The networks evaluated: ``eval_networks`` when given, else ``eval_network``."""
-    return list(cfg.eval_networks) or [cfg.eval_network]
-
-
-def _eval_setup(cfg: RunConfig, network: str | None = None) -> tuple[TrainConfig, dict]:
-    train_cfg, net_kwargs = protocol_setup(cfg.eval_protocol, cfg.train)
-    if not (network or cfg.eval_network).startswith("convnet"):
-        net_kwargs = {}  # the protocols' norm is the ConvNet's; other networks keep their own
-    return train_cfg, net_kwargs
-
-
-def distill_sharded(train, cfg: RunConfig, device, out: Path, *, rank: int, size: int, resume: bool,
-                    progress: bool, clock: JobClock | None = None) -> SyntheticSet:
-    """Distill on this process; under torchrun, each rank takes a share of the classes.
-
-    Classes are independent except through a BatchNorm encoder, so the sharded result equals the
-    single-process one; the BatchNorm variant and forgetting run whole on every rank's behalf on rank 0.
-    """
-    classes = list(range(train.num_classes))
-    # Forgetting trains one classifier on all the classes: a share of them would select other images.
-    coupled = cfg.distill.resolved().norm == "batchnorm" or cfg.distill.method == "forgetting"
-    if size == 1 or coupled:
-        if rank != 0:
-            return None  # type: ignore[return-value]
-        return distill(train, cfg.distill, seed=cfg.seed, device=device, progress=progress,
-                       checkpoint=out / "checkpoint.pt", resume=resume, **_clock_hooks(clock))
-    mine = shard(classes, rank, size)
-    part = distill(train, cfg.distill, classes=mine, seed=cfg.seed, device=device, progress=progress,
-                   checkpoint=out / f"checkpoint-rank{rank}.pt", resume=resume,
-                   **_clock_hooks(clock)) if mine else None
-    parts = [p for p in gather(part, size) if p is not None]
-    merged = SyntheticSet.merge(parts).subset(classes)
-    merged.config["loss_curve"] = [[it, sum(p.config["loss_curve"][i][1] for p in parts)]
-                                   for i, (it, _) in enumerate(parts[0].config["loss_curve"])]
-    merged.seconds = max(p.seconds for p in parts)
-    return merged
-
-
-def _clock_hooks(clock: JobClock | None) -> dict:
-    if clock is None:
-        return {}
-    return {"callback": lambda it, loss: clock.step(it), "postfix": clock.postfix}
-
-
-def summary(results: dict, out: Path) -> str:
-    acc = results["accuracy"]
-    acc_text = f"{acc['mean']:.2f} ± {acc['std']:.2f} % ({len(acc['runs'])} nets)" if acc else "not evaluated (--eval N)"
-    rows = [("method", f"{results['method']} ({results['variant']})" if results["method"] == "datadam"
-             else results["method"]), ("dataset / ipc", f"{results['dataset']} / {results['ipc']}"),
-            ("iterations", str(results["iterations"])), ("seconds", f"{results['seconds']:.1f}"),
-            ("test accuracy", acc_text)]
-    by_network = results.get("accuracy_by_network") or {}
-    if len(by_network) > 1:
-        rows += [(f"  {name}", f"{row['mean']:.2f} ± {row['std']:.2f} %") for name, row in by_network.items()]
-    rows.append(("output", str(out)))
-    return "\n".join(f"{k:<14} {v}" for k, v in rows)
-
+cli = partial(run_cli, main)  # the console script distill-run
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli()

@@ -188,3 +188,6 @@ class SyntheticSet:
         from distill.io import atomic_write_bytes
 
         atomic_write_bytes(path, bytes(encode_png((grid * 255).round().to(torch.uint8)).numpy()))
+
+
+__all__ = ["FORMAT_VERSION", "git_revision", "SyntheticSet"]

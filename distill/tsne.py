@@ -13,7 +13,7 @@ from torch import Tensor
 from distill.data import ClassDataset, load_dataset
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig, train_network
-from distill.methods.seeds import real_indices, stream
+from distill.seeds import real_indices, stream
 from distill.networks import ConvNet, init_parameters
 from distill.synthetic import SyntheticSet
 

@@ -107,3 +107,7 @@ def uniform_arch(op: str) -> str:
     if op not in OPS:
         raise DistillError(f"unknown NAS-Bench-201 op {op!r}; use one of {', '.join(OPS)}")
     return arch_to_str(tuple(tuple((op, j) for j in range(i)) for i in range(1, NUM_NODES + 1)))
+
+
+__all__ = ["NUM_NODES", "OPS", "all_archs", "arch_to_str", "canonical_arch", "Genotype", "is_disconnected",
+           "isomorphism_key", "parse_arch", "uniform_arch"]

@@ -185,6 +185,10 @@ def write_compact_table(nats_csv: str | Path, out: str | Path = BUNDLED_TABLE) -
     return len(data)
 
 
+__all__ = ["BUNDLED_TABLE", "Benchmark", "from_api", "load_benchmark", "load_official", "read_csv",
+           "write_compact_table"]
+
+
 if __name__ == "__main__":  # regenerate the bundled table: python -m nas.benchmark PATH.csv
     import sys
 

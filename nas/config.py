@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.config import config_to_dict, from_dict, read_toml
+from distill.cache import fingerprint
+from distill.settings import config_to_dict, from_dict, resolve_config, share_fields
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig
 from distill.methods import DistillConfig
@@ -38,15 +39,17 @@ def nb201_train_config(**overrides: Any) -> TrainConfig:
 @dataclass
 class SearchConfig:
     space: str = field(default="top20", metadata={"help": "candidate space: full | top20"})
-    num_archs: int = field(default=100, metadata={"help": "candidates (distinct up to isomorphism)"})
+    num_archs: int = field(default=100, metadata={"help": "candidates (distinct up to isomorphism)",
+                                                  "resume": "extend"})
     top_fraction: float = field(default=0.0, metadata={
         "help": "at least this fraction of the candidates comes from the top quintile of true accuracy: a "
-                "uniform draw topped up with seeded top-quintile draws (0 = uniform only)"})
+                "uniform draw topped up with seeded top-quintile draws (0 = uniform only)", "resume": "extend"})
     proxy: list[str] = field(default_factory=lambda: list(DEFAULT_PROXIES), metadata={
-        "help": "proxies to rank with: " + ",".join(DEFAULT_PROXIES)})
+        "help": "proxies to rank with: " + ",".join(DEFAULT_PROXIES), "resume": "extend"})
     seed: int = field(default=0, metadata={"help": "seed of the candidate sample, subsets, distillation, training"})
     dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 (true accuracies from the table)"})
-    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)"})
+    data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)",
+                                                          "result": False})
     benchmark_file: str | None = field(default=None, metadata={
         "help": "official NAS-Bench-201 .pth (read with nas_201_api) or a NATS CSV; default: bundled table"})
     synthetic: list[str] = field(default_factory=list, metadata={
@@ -66,7 +69,7 @@ class SearchConfig:
         "help": "real training images (a seeded batch) that data-dependent zero-cost proxies (naswot) read"})
     rank_by: str = field(default="accuracy", metadata={
         "help": "what training proxies rank by: accuracy (test accuracy) | tse (minus the summed training loss)",
-        "choices": RANK_BY})
+        "choices": RANK_BY, "resume": "extend"})
     bn_recalibrate: bool = field(default=True, metadata={
         "help": "recompute BatchNorm statistics on the proxy's training images after training, before testing"})
     bn_recalibrate_images: int = field(default=500, metadata={
@@ -82,16 +85,17 @@ class SearchConfig:
     whole_dataset_epochs: int = field(default=200, metadata={
         "help": "epochs of whole-dataset training, for the estimated cost (NAS-Bench-201: 200)"})
     top_k: int = field(default=5, metadata={"help": "k of the top-k overlap"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda", "result": False})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)", "result": False})
     cache_dir: str | None = field(default=None, metadata={
-        "help": "where distilled proxy sets are cached (default: $DISTILL_CACHE_DIR or ~/.cache/distill, /nas-sets)"})
-    progress: bool = field(default=True, metadata={"help": "progress bars on stderr"})
+        "help": "where distilled proxy sets are cached (default: $DISTILL_CACHE_DIR or ~/.cache/distill, /nas-sets)",
+        "result": False})
+    progress: bool = field(default=True, metadata={"help": "progress bars on stderr", "result": False})
     train: TrainConfig = field(default_factory=nb201_train_config, metadata={
         "help": "[train] table: how every training proxy trains a candidate (epochs = epochs on the small sets)"})
     distill: DistillConfig = field(default_factory=DistillConfig, metadata={
         "help": "[distill] table: how the datadam/dm sets are distilled (method and ipc come from the proxy "
-                "and --ipc)"})
+                "and --ipc)", "shares": ("ipc",)})
 
     def __post_init__(self) -> None:
         from nas.proxies import list_proxies
@@ -102,6 +106,7 @@ class SearchConfig:
                                    where="[train]")
         if isinstance(self.distill, dict):
             self.distill = from_dict(DistillConfig, self.distill, where="[distill]")
+        share_fields(self)
 
         known = list_proxies()
         unknown = [p for p in self.proxy if p not in known]
@@ -130,36 +135,17 @@ class SearchConfig:
 
     def fingerprint(self) -> dict:
         """The settings that change a candidate's row (a resumed search must match them)."""
-        ignore = {"device", "threads", "progress", "cache_dir", "data_root", "proxy", "num_archs", "top_fraction",
-                  "rank_by"}
-        return {k: v for k, v in config_to_dict(self).items() if k not in ignore}
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """``base`` updated by ``update``, table by table; ``None`` in ``update`` means "not given"."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict):
-            out[key] = _merge(out.get(key) if isinstance(out.get(key), dict) else {}, value)
-        elif value is not None:
-            out[key] = value
-    return out
+        return fingerprint(self, resume=True)  # more proxies or candidates, another ranking extend a search
 
 
 def resolve_search_config(*, preset_file: str | Path | None = None, config_file: str | Path | None = None,
                           overrides: dict[str, Any] | None = None) -> SearchConfig:
     """:class:`SearchConfig` from its defaults, then the preset TOML, then ``--config``, then the non-None
-    ``overrides`` (``train``/``distill`` as nested dicts).
+    ``overrides`` (``train``/``distill`` as nested dicts): :func:`distill.settings.resolve_config`.
 
-    A partial ``[train]`` table keeps the NB201 recipe for the fields it leaves out (a plain
-    ``from_dict`` would fall back to :class:`TrainConfig`'s own, ConvNet-evaluation defaults).
+    A partial ``[train]`` table keeps the NB201 recipe (the field's default) for the fields it leaves out.
     """
-    data: dict[str, Any] = {"train": config_to_dict(nb201_train_config())}
-    for path in (preset_file, config_file):
-        if path is not None:
-            data = _merge(data, read_toml(path))
-    data = _merge(data, overrides or {})
-    return from_dict(SearchConfig, data, where=Path(config_file or preset_file or "config").name)
+    return resolve_config(SearchConfig, preset_file=preset_file, config_file=config_file, overrides=overrides)
 
 
 def namespace_overrides(args: argparse.Namespace, *, distill_prefix: str = "distill__") -> dict[str, Any]:
@@ -170,3 +156,7 @@ def namespace_overrides(args: argparse.Namespace, *, distill_prefix: str = "dist
     train = {f.name: values.get(f.name) for f in dataclasses.fields(TrainConfig)}
     distill = {k[len(distill_prefix):]: v for k, v in values.items() if k.startswith(distill_prefix)}
     return {**top, "train": train, "distill": distill}
+
+
+__all__ = ["DEFAULT_PROXIES", "RANK_BY", "namespace_overrides", "nb201_train_config", "resolve_search_config",
+           "SearchConfig"]

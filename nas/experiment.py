@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
-from distill.config import config_to_dict, resolve_device, to_toml
 from distill.data import ClassDataset
+from distill.distributed import World, resolve_device
 from distill.errors import DistillError
-from distill.io import atomic_write_text, write_json
+from distill.io import write_json
+from distill.settings import config_to_dict
 from nas import metrics
 from nas import proxies as proxies_module
 from nas.benchmark import Benchmark
@@ -33,31 +32,6 @@ from nas.sampling import CandidateSample, draw_candidates, top20_threshold
 log = logging.getLogger(__name__)
 
 PROGRESS_DIR = "progress"
-
-
-@dataclass(frozen=True)
-class World:
-    """This process's place among torchrun's processes (rank 0 of 1 without torchrun)."""
-
-    rank: int = 0
-    size: int = 1
-
-    @staticmethod
-    def from_env() -> "World":
-        size = int(os.environ.get("WORLD_SIZE", "1"))
-        if size <= 1:
-            return World()
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("gloo")
-        return World(dist.get_rank(), dist.get_world_size())
-
-    def barrier(self) -> None:
-        if self.size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
 
 
 def _candidate_seed(seed: int, benchmark_index: int) -> int:
@@ -275,8 +249,6 @@ def run_search(config: SearchConfig, out: Path, *, train: ClassDataset, test: Cl
     """
     world = World.from_env()
     device = resolve_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
     out = Path(out)
     fingerprint = config_to_dict(config.fingerprint())
     progress_dir = out / PROGRESS_DIR
@@ -293,8 +265,6 @@ def run_search(config: SearchConfig, out: Path, *, train: ClassDataset, test: Cl
         raise DistillError("training and test sets have different classes; use one dataset")
 
     show = config.progress and world.rank == 0
-    if world.rank == 0:
-        atomic_write_text(out / "config.toml", to_toml(config))
     distilled_now = missing_from_cache(config, train)
     world.barrier()  # every rank knows which sets are missing before any is written
     # The missing sets are shared out over the processes (with two, DataDAM and DM distil side by side).
@@ -404,3 +374,6 @@ def format_summary(results: dict) -> str:
     lines.append("95% CI: bootstrap over candidates; minus random/synflow: paired bootstrap of rho - rho(other) "
                  "(an interval holding 0 does not tell the two apart)")
     return "\n".join(lines + notes)
+
+
+__all__ = ["PROGRESS_DIR", "format_summary", "load_progress", "run_search", "summarise"]

@@ -124,3 +124,7 @@ def undefined_reason(scores: Sequence[float | None], true: Sequence[float]) -> s
     if np.ptp(np.asarray(true, dtype=float)) == 0:
         return "all true accuracies equal"
     return None
+
+
+__all__ = ["kendall", "rankable", "regret", "spearman", "spearman_difference_interval", "spearman_interval", "top1",
+           "top1_true_accuracy", "top_k_overlap", "undefined_reason"]

@@ -165,3 +165,7 @@ def resize_images(images: Tensor, resolution: int) -> Tensor:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["FULL_CELLS_PER_STAGE", "FULL_CHANNELS", "AvgPool", "build_network", "Cell", "count_parameters", "make_op",
+           "NB201Network", "ReLUConvBN", "resize_images", "ResNetBasicBlock", "Zero"]

@@ -36,3 +36,6 @@ def plot_ranking(rows: Sequence[Mapping], summary: Mapping[str, Mapping], path: 
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+__all__ = ["plot_ranking"]

@@ -17,8 +17,6 @@ Zero-cost proxies score the full-size network at initialisation, without trainin
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -28,7 +26,8 @@ from typing import TYPE_CHECKING, Callable
 import torch
 from torch import Tensor, nn
 
-from distill.data import ClassDataset, cache_dir as distill_cache_dir
+from distill.cache import cache_file
+from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.evaluate import test_accuracy, train_network
 from distill.synthetic import SyntheticSet
@@ -193,12 +192,10 @@ def _cache_file(config: SearchConfig, method: str, train: ClassDataset) -> Path:
     """
     from distill.methods import result_key
 
-    key = json.dumps({"seed": config.seed, "dataset": config.dataset,
-                      "distill": result_key(_distill_config(config, method)), "n": len(train),
-                      "classes": train.class_names, "shape": list(train.images.shape[1:])}, sort_keys=True)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    root = Path(config.cache_dir) if config.cache_dir else distill_cache_dir() / "nas-sets"
-    return root / f"{config.dataset}-{method}-ipc{config.ipc}-seed{config.seed}-{digest}.pt"
+    record = {"seed": config.seed, "dataset": config.dataset, "distill": result_key(_distill_config(config, method)),
+              "n": len(train), "classes": train.class_names, "shape": list(train.images.shape[1:])}
+    return cache_file(config.cache_dir, "nas-sets", f"{config.dataset}-{method}-ipc{config.ipc}-seed{config.seed}",
+                      record)
 
 
 def distilled_set(config: SearchConfig, method: str, train: ClassDataset, *, device: torch.device,
@@ -484,3 +481,9 @@ def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tens
     end = time.perf_counter()
     return ProxyOutcome(score=accuracy if config.rank_by == "accuracy" else -tse, accuracy=accuracy, tse=tse,
                         seconds=end - start, train_seconds=trained - start, images_seen=images_seen)
+
+
+__all__ = ["build_proxy_sets", "check_set", "distilled_set", "get_proxy", "list_proxies", "load_synthetic_files",
+           "make_candidate", "matched_budget", "missing_from_cache", "proxy_resolution", "ProxyOutcome", "ProxySet",
+           "ProxySpec", "recalibrate_batchnorm", "register_training_proxy", "register_zero_cost_proxy", "run_proxy",
+           "seeded_subset", "set_epochs", "SetBuilder", "SetContext", "sets_to_distill", "spread", "ZeroCostScore"]

@@ -130,3 +130,7 @@ def dedup_isomorphic(archs: list[str]) -> list[str]:
             seen.add(key)
             out.append(arch)
     return out
+
+
+__all__ = ["SPACES", "CandidateSample", "dedup_isomorphic", "draw_candidates", "sample_candidates", "space_indices",
+           "top20_threshold", "unique_representatives"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
+from functools import partial
 
-from distill.config import add_config_args, make_run_dir, preset_path, read_toml, run_cli
+from distill.cli import joined, make_run_dir, report, run_cli, run_parser, threads, write_settings
+from distill.settings import add_config_args, pick_preset
 from distill.data import load_dataset
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig
@@ -16,19 +17,19 @@ from nas.config import SearchConfig, namespace_overrides, resolve_search_config
 from nas.experiment import format_summary, run_search
 from nas.sampling import SPACES
 
-PRESETS = ("cpu", "paper", "smoke", "none")
+__all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
+
+PRESETS = ("cpu", "paper", "smoke", "none")  # shipped in configs/nas/
+# --preset names configs/nas/<name>.toml: the first of these that exists ("none": no preset).
+PRESET_NAMES = ("nb201-{space}-{preset}", "{preset}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m nas.search",
-        description="Rank NAS-Bench-201 architectures by training them on a distilled set (DataDAM, DM), "
-                    "a random real subset, or briefly on the whole set, and compare with their true accuracy.")
-    parser.add_argument("--preset", default="cpu", help="cpu | paper | smoke | none (configs/nas/nb201-<space>-<preset>"
-                                                        ".toml; smoke: configs/nas/smoke.toml)")
-    parser.add_argument("--config", type=Path, default=None, help="a TOML file overriding the preset")
-    parser.add_argument("--out", default=None, help="output folder (default runs/nas-<timestamp>)")
-    parser.add_argument("--resume", action="store_true", help="continue the search already in --out")
+    parser = run_parser("nas.search", "nas", "Rank NAS-Bench-201 architectures by training them on a distilled set "
+                        "(DataDAM, DM), a random real subset, or briefly on the whole set, and compare with their "
+                        "true accuracy.", presets=f"{' | '.join(PRESETS)}: configs/nas/nb201-<space>-<preset>.toml, "
+                        "else <preset>.toml", preset_default="cpu", resume="continue the search already in --out",
+                        overwrite=False, quiet=False)  # progress bars are a setting (--no-progress)
     add_config_args(parser, SearchConfig)
     add_config_args(parser, TrainConfig)  # the [train] table: --epochs, --lr, --batch-size, ...
     _add_prefixed_args(parser, DistillConfig, "distill", skip={"method", "ipc"})
@@ -50,43 +51,29 @@ def _add_prefixed_args(parser: argparse.ArgumentParser, cls: type, prefix: str, 
                                 metavar=action.metavar or action.dest.upper(), **kwargs)
 
 
-def _preset_file(preset: str, space: str) -> Path | None:
-    if preset == "none":
-        return None
-    if preset == "smoke":
-        return preset_path("nas", "smoke")
-    return preset_path("nas", f"nb201-{space}-{preset}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    space = args.space
-    if space is None and args.config is not None:
-        space = read_toml(args.config).get("space")
-    space = space or SearchConfig.space
-    if space not in SPACES:
-        raise DistillError(f"unknown search space {space!r}; use one of {', '.join(SPACES)}")
-    if args.preset not in PRESETS:
-        raise DistillError(f"unknown --preset {args.preset!r}; use one of {', '.join(PRESETS)}")
-    config = resolve_search_config(preset_file=_preset_file(args.preset, str(space)), config_file=args.config,
-                                   overrides=namespace_overrides(args))
+    if args.space is not None and args.space not in SPACES:  # before it names a preset file
+        raise DistillError(f"unknown search space {args.space!r}; use one of {', '.join(SPACES)}")
+    preset = pick_preset("nas", args.preset, PRESET_NAMES, cls=SearchConfig, flags=args, config_file=args.config)
+    config = resolve_search_config(preset_file=preset, config_file=args.config, overrides=namespace_overrides(args))
     benchmark = load_benchmark(config.benchmark_file)
     if args.resume and args.out is None:
         raise DistillError("--resume needs --out DIR naming the search to continue")
     out = make_run_dir(args.out, "nas")
-    train = load_dataset(config.dataset, "train", data_root=config.data_root)
-    test = load_dataset(config.dataset, "test", data_root=config.data_root)
-    results = run_search(config, out, train=train, test=test, benchmark=benchmark, resume=args.resume)
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-    if results:
-        print(format_summary(results))
-        print(f"results: {out / 'results.json'}  plot: {out / 'ranking.png'}")
+    with threads(config.threads), joined() as world:
+        if world.rank == 0:
+            write_settings(out, config)
+        train = load_dataset(config.dataset, "train", data_root=config.data_root)
+        test = load_dataset(config.dataset, "test", data_root=config.data_root)
+        results = run_search(config, out, train=train, test=test, benchmark=benchmark, resume=args.resume)
+    if results:  # rank 0
+        report(format_summary(results), out, results="results.json", plot="ranking.png")
     return 0
 
 
+cli = partial(run_cli, main)  # the console script nas-search
+
 if __name__ == "__main__":
-    run_cli(main)
+    cli()

@@ -75,3 +75,6 @@ def naswot(model: nn.Module, images: torch.Tensor) -> float:
     sign, logdet = torch.linalg.slogdet(kernel)
     value = float(logdet)
     return value if sign > 0 and value != float("-inf") else -1.7976931348623157e308
+
+
+__all__ = ["naswot", "parameter_count", "synflow"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.data import from_tensors
+from distill.testing import tiny_dataset as make_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,11 +35,8 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture
 def tiny_dataset():
-    """3 classes x 20 images of 3x32x32 noise, a class-dependent offset so classes differ."""
-    g = torch.Generator().manual_seed(0)
-    labels = torch.arange(3).repeat_interleave(20)
-    images = torch.randn(60, 3, 32, 32, generator=g) + labels.view(-1, 1, 1, 1).float()
-    return from_tensors(images, labels, ["a", "b", "c"])
+    """3 classes x 20 images of 3x32x32 noise around a class-dependent centre, so classes differ."""
+    return make_tiny_dataset(3, 20, size=32, names=["a", "b", "c"], mean=0.0, std=1.0)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import torch
 
 from distill.ensemble import ConvNetEnsemble, stackable
 from distill.evaluate import TrainConfig, evaluate, train_network, train_networks
-from distill.methods.seeds import stream
+from distill.seeds import stream
 from distill.networks import ConvNet, get_network, init_parameters
 
 

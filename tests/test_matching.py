@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from distill.augment import DSA
+from distill.errors import DistillError
 from distill.methods import DistillConfig, distill
 from distill.methods.matching import attention_map, matching_loss, statistics
-from distill.methods.seeds import NET, STEP, real_indices, stream
+from distill.seeds import NET, STEP, real_indices, stream
 from distill.networks import ConvNet, init_parameters
 
 
@@ -152,3 +153,26 @@ def test_bf16_autocast_loss_agrees_with_fp32(tiny_dataset):
         losses[precision] = seen
     for a, b in zip(losses["fp32"], losses["bf16"]):
         assert b == pytest.approx(a, rel=0.05)
+
+
+def test_a_method_is_one_decorated_function(tiny_dataset):
+    import distill.methods as methods
+    from distill.methods import MethodOutput, get_method, list_methods, register_method
+
+    assert list_methods()[:4] == ["datadam", "dm", "random", "herding"]
+    assert get_method("random").reads == ("method", "ipc", "depth", "width", "norm")
+
+    @register_method("first-images", reads=("method", "ipc"), encoder=False)
+    def first_images(train, classes, config, *, seed, device):
+        return MethodOutput(torch.cat([train.images_of(c)[:config.ipc] for c in classes]))
+
+    try:
+        out = distill(tiny_dataset, DistillConfig(method="first-images", ipc=2), classes=[1], progress=False)
+        assert out.images.equal(tiny_dataset.images_of(1)[:2]) and out.method == "first-images"
+        assert methods.result_key(DistillConfig(method="first-images", ipc=2)) == {"method": "first-images", "ipc": 2}
+        with pytest.raises(ValueError, match="already registered"):
+            register_method("first-images")(first_images)
+    finally:
+        methods._REGISTRY.pop("first-images")
+    with pytest.raises(DistillError, match="unknown method 'first-images'"):
+        DistillConfig(method="first-images").resolved()

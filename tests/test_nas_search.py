@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from distill.cli import write_settings
 from distill.data import STATS, from_tensors
 from distill.errors import DistillError
 from distill.synthetic import SyntheticSet
@@ -53,6 +54,7 @@ def test_tiny_run_writes_results(tmp_path, tiny_synthetic):
     config = _config(synthetic=[str(tiny_synthetic)], proxy=proxies, space="full", num_archs=4, top_fraction=0.75,
                      epochs=2)
     results = experiment.run_search(config, out, train=_tiny(4, 0), test=_tiny(2, 1), benchmark=load_benchmark())
+    write_settings(out, config)  # what the command line writes beside the results
     on_disk = json.loads((out / "results.json").read_text())
     assert on_disk["complete"] is True and on_disk["num_finished"] == 4
     assert on_disk["sampling"]["top_fraction"] == 0.75 and on_disk["sampling"]["top20"] >= 3

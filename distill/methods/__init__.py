@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from distill.augment import DEFAULT_STRATEGY
-from distill.config import checked, config_to_dict
+from distill.cache import fingerprint
+from distill.settings import checked, config_to_dict
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.hardware import PRECISIONS, compile_available, resolve_precision
@@ -21,9 +23,6 @@ from distill.synthetic import SyntheticSet, git_revision
 
 log = logging.getLogger(__name__)
 
-METHODS = ("datadam", "dm", "random", "herding", "kcenter", "forgetting")
-#: Methods that pick real images rather than learn them (no iterations; coreset.py and selection.py).
-SELECTION_METHODS = ("random", "herding", "kcenter", "forgetting")
 VARIANTS = {
     # METHOD.md §1: the paper's table, and the public code (BatchNorm, p = 1, batch_real 64).
     "paper": {"norm": "instancenorm", "power": 4.0, "batch_real": 256},
@@ -31,13 +30,68 @@ VARIANTS = {
 }
 
 
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered distillation method (see :func:`register_method`)."""
+
+    name: str
+    run: Callable[..., "MethodOutput"]
+    #: the DistillConfig fields that decide its images (its cache key); None: every field that changes a result
+    reads: tuple[str, ...] | None = None
+    #: it runs a ConvNet encoder, so images must survive ``depth`` poolings
+    encoder: bool = True
+    #: it iterates: ``run`` also takes ``progress``, ``checkpoint``, ``resume``, ``callback`` and ``postfix``
+    iterates: bool = False
+    #: a class's images depend on that class's data alone, so classes may be distilled apart (forgetting: no)
+    per_class: bool = True
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register_method(name: str, *, reads: Sequence[str] | None = None, encoder: bool = True,
+                    iterates: bool = False,
+                    per_class: bool = True) -> Callable[[Callable[..., "MethodOutput"]], Callable[..., "MethodOutput"]]:
+    """Decorator: register ``fn(train, classes, config, *, seed, device, ...) -> MethodOutput`` as ``name``.
+
+    Args:
+        reads: the :class:`DistillConfig` fields the method reads (its cache key); ``None``: all of them.
+        encoder: the method runs a ConvNet encoder (the image size is checked against its depth).
+        iterates: the method is an optimisation loop that checkpoints and reports every step.
+        per_class: a class's result depends on its own images only (False: the classes of a call are coupled).
+    """
+
+    if name in _REGISTRY:
+        raise ValueError(f"method {name!r} is already registered")
+    return functools.partial(_add, name=name, reads=tuple(reads) if reads is not None else None, encoder=encoder,
+                             iterates=iterates, per_class=per_class)
+
+
+def _add(fn: Callable[..., "MethodOutput"], **spec: Any) -> Callable[..., "MethodOutput"]:
+    _REGISTRY[spec["name"]] = MethodSpec(run=fn, **spec)
+    return fn
+
+
+def get_method(name: str) -> MethodSpec:
+    """The registered method ``name``; :class:`DistillError` naming the registered ones if there is none."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise DistillError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}") from None
+
+
+def list_methods() -> list[str]:
+    """The registered methods, in registration order."""
+    return list(_REGISTRY)
+
+
 @dataclass
 @checked
 class DistillConfig:
     """Every knob of a distillation run; ``None`` means "the method's or variant's default"."""
 
-    method: str = field(default="datadam", metadata={"help": "datadam | dm | random | herding | kcenter | forgetting",
-                                                     "choices": METHODS})
+    method: str = field(default="datadam", metadata={"help": "a registered method (datadam, dm, random, herding, ...)",
+                                                     "choices": list_methods})
     variant: str = field(default="paper", metadata={"help": "datadam variant: paper (instancenorm, p=4) or "
                                                             "official (batchnorm, p=1, batch_real 64)",
                                                     "choices": tuple(VARIANTS)})
@@ -64,20 +118,21 @@ class DistillConfig:
         "choices": PRECISIONS})
     compile: bool | None = field(default=None, metadata={
         "help": "torch.compile the encoder statistics (same math, fused kernels); unset: where a C++ compiler "
-                "or a GPU is present"})
-    channels_last: bool = field(default=True, metadata={"help": "channels-last layout (same math, faster on CPU)"})
+                "or a GPU is present", "result": False})
+    channels_last: bool = field(default=True, metadata={"help": "channels-last layout (same math, faster on CPU)",
+                                                                   "result": False})
     max_minutes: float | None = field(default=None, metadata={"help": "stop early after this many minutes "
                                                                         "(a wall-clock budget; not reproducible)",
                                                                         "above": 0})
-    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints", "min": 0})
+    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between checkpoints", "min": 0,
+                                                                           "result": False})
 
     def resolved(self, device: torch.device | str | None = None) -> "DistillConfig":
         """A copy with every ``None`` (and ``auto``) replaced by the method's, variant's or machine's value.
 
         ``device`` decides ``precision = "auto"`` and ``compile = None``: the GPU if one is visible, else the CPU.
         """
-        if self.method not in METHODS:
-            raise DistillError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        get_method(self.method)  # an unknown one fails here, naming the registered ones
         if self.variant not in VARIANTS:
             raise DistillError(f"unknown variant {self.variant!r}; choose paper or official")
         variant = VARIANTS[self.variant] if self.method == "datadam" else VARIANTS["paper"]
@@ -103,12 +158,6 @@ class MethodOutput:
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
 
 
-# Settings that never change the images: layout and compilation keep the math, the rest is bookkeeping.
-_NO_EFFECT = ("compile", "channels_last", "checkpoint_minutes")
-# All that the selection methods (random, herding, kcenter, forgetting) read.
-_SELECTION_READS = ("method", "ipc", "depth", "width", "norm")
-
-
 # Knobs that scale the loss or its gradient: the first suspects when it becomes NaN or inf.
 _LOSS_KNOBS = ("lr_img", "momentum", "power", "lambda_mmd", "loss_scale", "precision")
 
@@ -127,16 +176,11 @@ def nan_hint(config: DistillConfig) -> str:
     return "lower --lr-img or use --precision fp32"
 
 
-def list_methods() -> list[str]:
-    return list(METHODS)
-
-
 def result_key(config: DistillConfig, device: torch.device | str | None = None) -> dict:
     """The resolved settings that determine a method's images: what a cache entry or a checkpoint must match."""
-    record = config_to_dict(config.resolved(device))
-    if record["method"] in SELECTION_METHODS:
-        return {k: record[k] for k in _SELECTION_READS}
-    return {k: v for k, v in record.items() if k not in _NO_EFFECT}
+    record = fingerprint(config.resolved(device))  # without the fields marked result=False
+    reads = get_method(config.method).reads
+    return record if reads is None else {k: record[k] for k in reads}
 
 
 def load_or_distill(path: str | Path | None, train: ClassDataset, config: DistillConfig, *,
@@ -193,7 +237,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     """
     device = torch.device(device)
     cfg = config.resolved(device)
-    if cfg.method != "random":  # the others run a ConvNet encoder
+    method = get_method(cfg.method)
+    if method.encoder:
         check_image_size(cfg, train.image_shape)
     classes = list(range(train.num_classes)) if classes is None else [int(c) for c in classes]
     if not classes:
@@ -207,15 +252,9 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     checkpoint = Path(checkpoint) if checkpoint else None
     before = _seconds_before(checkpoint) if resume and checkpoint is not None else 0.0
     start = time.perf_counter()
-    if cfg.method in SELECTION_METHODS:
-        from distill.methods.coreset import forgetting, kcenter
-        from distill.methods.selection import herding, random_real
-
-        fn = {"random": random_real, "herding": herding, "kcenter": kcenter, "forgetting": forgetting}[cfg.method]
-        output = fn(train, classes, cfg, seed=seed, device=device)
+    if not method.iterates:
+        output = method.run(train, classes, cfg, seed=seed, device=device)
     else:
-        from distill.methods.matching import run_matching
-
         def record_seconds() -> None:
             if checkpoint is not None and checkpoint.is_file():
                 write_json(_seconds_file(checkpoint), {"seconds": before + time.perf_counter() - start})
@@ -231,8 +270,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
                 callback(it, loss)
 
         try:
-            output = run_matching(train, classes, cfg, seed=seed, device=device, progress=progress,
-                                  checkpoint=checkpoint, resume=resume, callback=step_done, postfix=postfix)
+            output = method.run(train, classes, cfg, seed=seed, device=device, progress=progress,
+                                checkpoint=checkpoint, resume=resume, callback=step_done, postfix=postfix)
         finally:  # also on Ctrl-C, so that a resumed run reports the time of all its parts
             record_seconds()
     record = config_to_dict(cfg)
@@ -271,5 +310,21 @@ def _seconds_before(checkpoint: Path) -> float:
         return 0.0
 
 
-__all__ = ["DistillConfig", "MethodOutput", "METHODS", "SELECTION_METHODS", "VARIANTS", "check_image_size", "distill",
-           "list_methods", "load_or_distill", "nan_hint", "result_key"]
+@register_method("dm", iterates=True)
+@register_method("datadam", iterates=True)
+def _matching(train: ClassDataset, classes: Sequence[int], config: DistillConfig, **kwargs) -> MethodOutput:
+    """DataDAM (attention matching + MMD) and DM (MMD only), in ``distill/methods/matching.py``."""
+    from distill.methods.matching import run_matching
+
+    return run_matching(train, classes, config, **kwargs)
+
+
+from distill.methods import coreset, selection  # noqa: E402,F401  (register random, herding, kcenter, forgetting)
+
+#: The methods registered when this module loads (call :func:`list_methods` for the current ones).
+METHODS = tuple(list_methods())
+#: Of those, the ones that pick real images rather than learn them.
+SELECTION_METHODS = tuple(m for m in METHODS if not get_method(m).iterates)
+
+__all__ = ["DistillConfig", "MethodOutput", "MethodSpec", "METHODS", "SELECTION_METHODS", "VARIANTS",
+           "check_image_size", "distill", "get_method", "list_methods", "load_or_distill", "nan_hint", "register_method", "result_key"]

@@ -14,15 +14,12 @@ from torch import Tensor, nn
 from distill.data import ClassDataset, cache_dir
 from distill.errors import DistillError
 from distill.io import atomic_torch_save
-from distill.methods import DistillConfig, MethodOutput
-from distill.methods.seeds import HERDING, stream
-from distill.methods.selection import _check_enough
+from distill.methods import DistillConfig, MethodOutput, register_method
+from distill.methods.selection import _READS, _check_enough
 from distill.networks import ConvNet, init_parameters
+from distill.seeds import FORGET_NET, FORGET_SHUFFLE, FORGET_TIES, HERDING, KCENTER_START, stream
 
 log = logging.getLogger(__name__)
-
-# Stream keys of this module, clear of seeds.py's (0-3) and evaluate.py's (10-12).
-KCENTER_START, FORGET_NET, FORGET_SHUFFLE, FORGET_TIES = 20, 21, 22, 23
 
 #: Forgetting's training run (Toneva et al. train 200 epochs; this is sized for a CPU: on 2 cores
 #: one epoch over CIFAR-10's 50,000 images costs minutes, and the counts are cached for every ipc).
@@ -46,6 +43,7 @@ def _embed(net: ConvNet, images: Tensor, device: torch.device, batch_size: int =
 
 
 # ---------------------------------------------------------------------------------------------- K-Center
+@register_method("kcenter", reads=_READS)
 @torch.no_grad()
 def kcenter(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
             device: torch.device) -> MethodOutput:
@@ -176,6 +174,7 @@ def _train_and_count(train: ClassDataset, index: Tensor, cfg: DistillConfig, *, 
     return counter.scores()
 
 
+@register_method("forgetting", reads=_READS, per_class=False)
 def forgetting(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
                device: torch.device, epochs: int = FORGETTING_EPOCHS) -> MethodOutput:
     """Per class, the ``ipc`` images forgotten most often while a ConvNet trains on the images of ``classes``.

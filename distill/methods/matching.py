@@ -26,7 +26,7 @@ from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.io import atomic_torch_save
 from distill.methods import DistillConfig, MethodOutput, nan_hint, result_key
-from distill.methods.seeds import INIT, NET, STEP, real_indices, stream
+from distill.seeds import INIT, NET, STEP, real_indices, stream
 from distill.methods.selection import random_real
 from distill.networks import ConvNet, init_parameters
 

@@ -1,19 +1,4 @@
-"""Independent, reproducible random streams keyed by (seed, purpose, class, iteration)."""
+"""Moved to :mod:`distill.seeds` (every stream key in one module); kept so that old imports work."""
 
-from __future__ import annotations
-
-import numpy as np
-import torch
-
-INIT, NET, STEP, HERDING = 0, 1, 2, 3
-
-
-def stream(seed: int, *keys: int) -> torch.Generator:
-    """A CPU generator whose state depends only on ``seed`` and ``keys`` (never on call order)."""
-    state = np.random.SeedSequence([seed % 2**32, *[k % 2**32 for k in keys]]).generate_state(2, dtype=np.uint64)
-    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
-
-
-def real_indices(count: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` distinct positions out of ``count`` (all of them, shuffled, if there are fewer)."""
-    return torch.randperm(count, generator=generator)[:n]
+from distill.seeds import *  # noqa: F401,F403
+from distill.seeds import __all__  # noqa: F401

@@ -8,9 +8,12 @@ import torch
 
 from distill.data import ClassDataset
 from distill.errors import DistillError
-from distill.methods import DistillConfig, MethodOutput
-from distill.methods.seeds import HERDING, INIT, real_indices, stream
+from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.networks import ConvNet, init_parameters
+from distill.seeds import HERDING, INIT, real_indices, stream
+
+# What a selection reads (its cache key): the encoder fields matter to herding; random keeps the same key.
+_READS = ("method", "ipc", "depth", "width", "norm")
 
 
 def _check_enough(train: ClassDataset, c: int, ipc: int) -> None:
@@ -18,6 +21,7 @@ def _check_enough(train: ClassDataset, c: int, ipc: int) -> None:
         raise DistillError(f"class {c} has {len(train.indices_of(c))} images, fewer than ipc {ipc}; lower --ipc")
 
 
+@register_method("random", reads=_READS, encoder=False)
 def random_real(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
                 device: torch.device) -> MethodOutput:
     """``ipc`` random real images per class; the same draw initialises DataDAM/DM (``init=real``)."""
@@ -28,6 +32,7 @@ def random_real(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig,
     return MethodOutput(torch.cat(parts))
 
 
+@register_method("herding", reads=_READS)
 @torch.no_grad()
 def herding(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
             device: torch.device, batch_size: int = 500) -> MethodOutput:
@@ -58,3 +63,6 @@ def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:
         available[i] = False
         total += features[i]
     return torch.tensor(chosen, dtype=torch.long)
+
+
+__all__ = ["herding", "herding_select", "random_real"]

@@ -1,0 +1,60 @@
+"""Cache keys: which settings change a result, read from the fields' own metadata, and their digest."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from distill.data import cache_dir
+
+#: ``field(metadata={RESULT: False})``: the field never changes a result (device, threads, memory layout).
+RESULT = "result"
+#: ``field(metadata={RESUME: "extend"})``: a resumed run may change the field; it extends the run
+#: (more seeds, more candidates, another ranking) and keeps what is done.
+RESUME = "resume"
+
+
+def fingerprint(config: Any, *, resume: bool = False) -> dict[str, Any]:
+    """The settings of the dataclass ``config`` that change its result, nested tables included.
+
+    Args:
+        resume: also leave out the fields a resumed run may change (marked ``resume = "extend"``),
+            for the check that a resumed run continues the same one.
+
+    Returns:
+        A JSON-ready dict (tuples become lists), the key of a cache entry or of a run's progress.
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        if f.metadata.get(RESULT, True) is False or (resume and f.metadata.get(RESUME) == "extend"):
+            continue
+        value = getattr(config, f.name)
+        out[f.name] = fingerprint(value, resume=resume) if dataclasses.is_dataclass(value) else _plain(value)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def digest(record: Any, length: int | None = 12) -> str:
+    """A stable hex digest of a JSON-ready ``record`` (key order does not matter)."""
+    text = json.dumps(record, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:length]
+
+
+def cache_file(root: str | Path | None, job: str, stem: str, record: Any) -> Path:
+    """``<root>/<stem>-<digest of record>.pt``; ``root`` defaults to ``$DISTILL_CACHE_DIR/<job>``
+    (else ``~/.cache/distill/<job>``)."""
+    folder = Path(root) if root else cache_dir() / job
+    return folder / f"{stem}-{digest(record)}.pt"
+
+
+__all__ = ["RESULT", "RESUME", "cache_dir", "cache_file", "digest", "fingerprint"]

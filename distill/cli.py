@@ -1,0 +1,128 @@
+"""The shell every command line shares: run folder, threads, process group, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator, NoReturn, Sequence
+
+from distill.distributed import World
+from distill.errors import DistillError
+from distill.io import atomic_write_text
+from distill.settings import to_toml
+
+
+def run_parser(module: str, job: str, description: str, *, presets: str, preset_default: str | None,
+               resume: str, overwrite: bool = True, quiet: bool = True) -> argparse.ArgumentParser:
+    """A parser of ``python -m <module>`` with the flags every command line shares: ``--preset``, ``--config``,
+    ``--out``, ``--resume`` (and ``--overwrite``, ``--quiet``); :func:`distill.settings.add_config_args` adds
+    the settings' own."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--preset", default=preset_default, help=presets)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="a TOML file of settings, applied after the preset (a run's config.toml is one)")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default runs/{job}-<timestamp>)")
+    parser.add_argument("--resume", action="store_true", help=resume)
+    if overwrite:
+        parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
+    if quiet:
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def make_run_dir(out: str | Path | None, job: str) -> Path:
+    """``--out`` if given, else a fresh ``runs/<job>-<timestamp>`` folder."""
+    if out is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{job}-{stamp}"
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DistillError(f"cannot create output folder {path} ({exc.strerror}); pass a writable --out") from None
+    return path
+
+
+def refuse_to_overwrite(out: Path | None, markers: Sequence[str], *, resume: bool, overwrite: bool) -> list[Path]:
+    """Raise :class:`DistillError` if ``out`` already holds a run and neither ``--resume`` nor ``--overwrite`` is given.
+
+    ``markers`` are glob patterns of the files a run leaves behind. Returns the files found (what
+    ``--overwrite`` replaces), so the caller can remove them before it starts.
+    """
+    if out is None or not Path(out).is_dir():
+        return []
+    found = sorted(p for pattern in markers for p in Path(out).glob(pattern))
+    if found and not resume and not overwrite:
+        names = ", ".join(p.name for p in found)
+        raise DistillError(f"{out} already holds a run ({names}); pass --resume to continue it, --overwrite to "
+                           f"replace it, or another --out")
+    return found
+
+
+def write_settings(out: Path, settings: Any) -> Path:
+    """The effective settings as ``out/config.toml`` (``--config`` reloads them)."""
+    path = Path(out) / "config.toml"
+    atomic_write_text(path, to_toml(settings))
+    return path
+
+
+@contextlib.contextmanager
+def threads(count: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``count`` inside the block (``None`` or 0: torch's choice), then restored,
+    so that a ``main`` run inside another program (tests, notebooks) leaves it as it was."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(max(1, count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def joined() -> Iterator[World]:
+    """This process's :class:`World` under torchrun (rank 0 of 1 without it); the process group it
+    joined is left at the end of the block."""
+    import torch.distributed as dist
+
+    was_joined = dist.is_available() and dist.is_initialized()
+    world = World.from_env()
+    try:
+        yield world
+    finally:
+        if not was_joined and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def report(summary: str, out: Path, **files: str) -> None:
+    """Print a run's summary table, then one line naming its files (``results="results.json"``...)."""
+    print(summary)
+    print("  ".join(f"{label}: {Path(out) / name}" for label, name in files.items()))
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
+    """Run a CLI ``main``: user errors become one line on stderr and exit code 2."""
+    signal.signal(signal.SIGTERM, _terminate)  # a cluster scheduler's stop: checkpoint and hint, as for Ctrl-C
+    try:
+        code = main(None)
+    except DistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: progress was checkpointed; rerun the same command with --resume", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+__all__ = ["joined", "make_run_dir", "refuse_to_overwrite", "report", "run_cli", "run_parser", "threads",
+           "write_settings"]

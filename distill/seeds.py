@@ -1,0 +1,29 @@
+"""Independent, reproducible random streams keyed by (seed, purpose, class, iteration)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Every stream key of the project, in one place: two purposes never share a key.
+#: Distillation (distill.methods): initial images, encoder networks, optimisation steps, herding.
+INIT, NET, STEP, HERDING = 0, 1, 2, 3
+#: Training a network on a set (distill.evaluate, continual.protocols): its weights, batch order, DSA.
+TRAIN, SHUFFLE, AUGMENT = 10, 11, 12
+#: Coreset selection (distill.methods.coreset): k-center's first centre; forgetting's net, batch order, ties.
+KCENTER_START, FORGET_NET, FORGET_SHUFFLE, FORGET_TIES = 20, 21, 22, 23
+
+
+def stream(seed: int, *keys: int) -> torch.Generator:
+    """A CPU generator whose state depends only on ``seed`` and ``keys`` (never on call order)."""
+    state = np.random.SeedSequence([seed % 2**32, *[k % 2**32 for k in keys]]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def real_indices(count: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` distinct positions out of ``count`` (all of them, shuffled, if there are fewer)."""
+    return torch.randperm(count, generator=generator)[:n]
+
+
+__all__ = ["AUGMENT", "FORGET_NET", "FORGET_SHUFFLE", "FORGET_TIES", "HERDING", "INIT", "KCENTER_START", "NET",
+           "SHUFFLE", "STEP", "TRAIN", "real_indices", "stream"]
