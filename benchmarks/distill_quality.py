@@ -120,6 +120,29 @@ def plot(records: list[dict], path: Path, *, ipc: int) -> None:
     save_figure(fig, path)
 
 
+def markdown_table(records: list[dict]) -> str:
+    """Accuracy per arm and snapshot, one column per protocol, with DataDAM − DM where both are there."""
+    protocols = [p for p in EVAL_PROTOCOLS if any(r["protocol"] == p for r in records)]
+    cell = {(r["arm"], r["iterations"], r["protocol"]): r["accuracy"] for r in records}
+    lines = ["| arm | iterations | " + " | ".join(f"{p} protocol" for p in protocols) + " |",
+             "|---|---|" + "---|" * len(protocols)]
+    for arm in sorted({r["arm"] for r in records}):
+        for k in sorted({r["iterations"] for r in records if r["arm"] == arm}):
+            accs = [cell.get((arm, k, p)) for p in protocols]
+            lines.append(f"| {arm} | {k} | " + " | ".join(f"{a['mean']:.2f} ± {a['std']:.2f}" if a else "—"
+                                                         for a in accs) + " |")
+    gaps = []
+    for k in sorted({r["iterations"] for r in records}):
+        for p in protocols:
+            a, b = cell.get(("datadam-paper-b64-auto", k, p)), cell.get(("dm-paper-b64-auto", k, p))
+            if a and b:
+                gaps.append(f"{k} it, {p}: {a['mean'] - b['mean']:+.2f}")
+    if gaps:
+        lines.append("")
+        lines.append("DataDAM (paper, b64) − DM (b64): " + "; ".join(gaps))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ipc", type=int, default=1)
@@ -135,7 +158,11 @@ def main() -> None:
     parser.add_argument("--stop-after-minutes", type=float, default=None,
                         help="start no new task after this long (rerun to continue)")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--table", action="store_true", help="print --out's records as a Markdown table and stop")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.out.read_text())["records"]))
+        return
     tune_allocator()
     epochs = {**PROTOCOL_EPOCHS, **{k: int(v) for k, v in (p.split(":") for p in args.epochs.split(",") if p)}}
     arms = [Arm.parse(a) for a in args.arms.split(",")]
