@@ -59,19 +59,23 @@ class Arm:
     def name(self) -> str:
         return f"{self.method}-{self.variant}-b{self.batch_real}-{self.precision}"
 
-    def config(self, ipc: int, iterations: int) -> DistillConfig:
-        return DistillConfig(method=self.method, variant=self.variant, ipc=ipc, iterations=iterations,
-                             batch_real=self.batch_real, precision=self.precision, checkpoint_minutes=2.0)
+    def config(self, ipc: int, iterations: int, **overrides) -> DistillConfig:
+        return DistillConfig(**{"method": self.method, "variant": self.variant, "ipc": ipc, "iterations": iterations,
+                                "batch_real": self.batch_real, "precision": self.precision,
+                                "checkpoint_minutes": 2.0, **overrides})
 
 
 def snapshot(arm: Arm, ipc: int, iterations: int, train: ClassDataset, work: Path, *, seed: int = 0,
-             progress: bool = True) -> tuple[SyntheticSet, float]:
-    """The arm's images after ``iterations`` steps, resumed from its checkpoint; and this call's seconds."""
+             progress: bool = True, **overrides) -> tuple[SyntheticSet, float]:
+    """The arm's images after ``iterations`` steps, resumed from its checkpoint; and this call's seconds.
+
+    ``overrides`` are further :class:`DistillConfig` fields (a small encoder in the tests).
+    """
     path = work / arm.name / f"it{iterations:05d}.pt"
     if path.is_file():
         return SyntheticSet.load(path), 0.0
     started = time.perf_counter()
-    synthetic = distill(train, arm.config(ipc, iterations), seed=seed, progress=progress,
+    synthetic = distill(train, arm.config(ipc, iterations, **overrides), seed=seed, progress=progress,
                         checkpoint=work / arm.name / "checkpoint.pt", resume=True)
     if synthetic.iterations != iterations:  # killed between the checkpoint at k and this save: start the arm over
         raise SystemExit(f"error: {arm.name}'s checkpoint is at {synthetic.iterations} iterations, past the missing "
