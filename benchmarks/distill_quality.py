@@ -93,6 +93,15 @@ def evaluate_snapshot(synthetic: SyntheticSet, test: ClassDataset, protocol: str
             "eval": {"epochs": config.epochs, "batch_size": config.batch_size, "nets": nets, **net_kwargs}}
 
 
+def _label(arm: str) -> str:
+    """``datadam-official-b64-auto`` -> ``DataDAM official (BN, p=1), 64 real/class``."""
+    method, variant, batch, precision = arm.split("-")
+    name = {"datadam": "DataDAM", "dm": "DM"}.get(method, method)
+    if method == "datadam":
+        name += " official (BN, p=1)" if variant == "official" else " paper (IN, p=4)"
+    return f"{name}, {batch[1:]} real/class" + ("" if precision == "auto" else f", {precision}")
+
+
 def plot(records: list[dict], path: Path, *, ipc: int) -> None:
     """Accuracy against iterations, one curve per arm with a ± std band, one panel per protocol."""
     import matplotlib
@@ -112,11 +121,14 @@ def plot(records: list[dict], path: Path, *, ipc: int) -> None:
             x = [r["iterations"] for r in rows]
             mean = [r["accuracy"]["mean"] for r in rows]
             std = [r["accuracy"]["std"] for r in rows]
-            line, = ax.plot(x, mean, marker="o", lw=1.5, label=arm)
+            line, = ax.plot(x, mean, marker="o", lw=1.5, label=_label(arm))
             ax.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                             color=line.get_color(), alpha=0.2)
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("distillation iterations")
+        ticks = sorted({r["iterations"] for r in records})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("distillation iterations (log scale)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"CIFAR-10 ipc {ipc}, {protocol} protocol")
         ax.grid(alpha=0.3)
@@ -162,10 +174,13 @@ def main() -> None:
     parser.add_argument("--stop-after-minutes", type=float, default=None,
                         help="start no new task after this long (rerun to continue)")
     parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--table", action="store_true", help="print --out's records as a Markdown table and stop")
+    parser.add_argument("--table", action="store_true",
+                        help="redraw --out's plot, print its records as a Markdown table, and stop")
     args = parser.parse_args()
     if args.table:
-        print(markdown_table(json.loads(args.out.read_text())["records"]))
+        report = json.loads(args.out.read_text())
+        plot(report["records"], args.out.with_suffix(".png"), ipc=report["ipc"])
+        print(markdown_table(report["records"]))
         return
     tune_allocator()
     epochs = {**PROTOCOL_EPOCHS, **{k: int(v) for k, v in (p.split(":") for p in args.epochs.split(",") if p)}}
