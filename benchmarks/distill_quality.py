@@ -47,21 +47,23 @@ class Arm:
     variant: str
     batch_real: int
     precision: str = "auto"
+    norm: str | None = None  # the encoder's norm where it is not the variant's (DM with a BatchNorm encoder)
 
     @classmethod
     def parse(cls, text: str) -> "Arm":
         parts = text.split(":")
-        if not 3 <= len(parts) <= 4:
-            raise SystemExit(f"error: arm {text!r} is not method:variant:batch_real[:precision]")
+        if not 3 <= len(parts) <= 5:
+            raise SystemExit(f"error: arm {text!r} is not method:variant:batch_real[:precision[:norm]]")
         return cls(parts[0], parts[1], int(parts[2]), *parts[3:])
 
     @property
     def name(self) -> str:
-        return f"{self.method}-{self.variant}-b{self.batch_real}-{self.precision}"
+        norm = f"-{self.norm}" if self.norm else ""
+        return f"{self.method}-{self.variant}-b{self.batch_real}-{self.precision}{norm}"
 
     def config(self, ipc: int, iterations: int, **overrides) -> DistillConfig:
         return DistillConfig(**{"method": self.method, "variant": self.variant, "ipc": ipc, "iterations": iterations,
-                                "batch_real": self.batch_real, "precision": self.precision,
+                                "batch_real": self.batch_real, "precision": self.precision, "norm": self.norm,
                                 "checkpoint_minutes": 2.0, **overrides})
 
 
@@ -95,10 +97,12 @@ def evaluate_snapshot(synthetic: SyntheticSet, test: ClassDataset, protocol: str
 
 def _label(arm: str) -> str:
     """``datadam-official-b64-auto`` -> ``DataDAM official (BN, p=1), 64 real/class``."""
-    method, variant, batch, precision = arm.split("-")
+    method, variant, batch, precision, *norm = arm.split("-")
     name = {"datadam": "DataDAM", "dm": "DM"}.get(method, method)
     if method == "datadam":
         name += " official (BN, p=1)" if variant == "official" else " paper (IN, p=4)"
+    if norm:
+        name += " with a BatchNorm encoder" if norm[0] == "batchnorm" else f" ({norm[0]} encoder)"
     return f"{name}, {batch[1:]} real/class" + ("" if precision == "auto" else f", {precision}")
 
 
