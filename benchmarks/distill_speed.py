@@ -179,8 +179,10 @@ def run_one(impl: str, ipc: int, batch: int, variant: str, iters: int) -> dict:
                      callback=lambda it, loss: stamps.append(time.perf_counter()))
         times = list(np.diff(stamps))[-iters:]
     flops = _flops_per_iteration(train, cfg) if impl.startswith("exact") else None
-    return {"impl": impl, "ipc": ipc, "batch_real": batch, "variant": variant, "precision": cfg.precision,
-            "compiled": bool(cfg.compile), "seconds_per_iteration": statistics.median(times), "times": times,
+    ours = impl != "baseline"  # the baseline loop is fp32 eager whatever the config resolves to
+    return {"impl": impl, "ipc": ipc, "batch_real": batch, "variant": variant,
+            "precision": cfg.precision if ours else "fp32", "compiled": bool(cfg.compile) and ours,
+            "seconds_per_iteration": statistics.median(times), "times": times,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "flops": flops}
 
 
