@@ -191,12 +191,16 @@ def test_accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, device: t
 
 def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str | Callable[[], nn.Module] = "convnet",
              config: TrainConfig, seeds: Sequence[int], device: torch.device | str = "cpu",
-             num_classes: int | None = None, progress: bool = False, together: bool = True,
+             num_classes: int | None = None, progress: bool = False, together: bool | None = None,
              **network_kwargs) -> EvalResult:
     """Train one fresh network per seed on ``images`` and report test accuracy at the end of training.
 
-    ``together``: train ConvNets of one evaluation at once (:func:`train_networks`; the same math per net).
+    ``together``: train ConvNets of one evaluation at once (:func:`train_networks`; the same math per
+    net). By default only on a GPU: on a quiet 2-core CPU the grouped convolutions were slower than
+    one net after another (0.74x at ipc 1, 0.92x at ipc 10; benchmarks/distill_speed.py).
     """
+    if together is None:
+        together = torch.device(device).type == "cuda"
     num_classes = num_classes or test.num_classes
     seeds = list(seeds)
     if not seeds:
