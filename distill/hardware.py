@@ -18,16 +18,22 @@ _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none, e.g. macOS), read once."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags."""
+    return frozenset(_cpuinfo().get("flags", "").split())
 
 
 def native_bf16(device: torch.device | str = "cpu") -> bool:
@@ -65,11 +71,8 @@ def machine_info(device: torch.device | str = "cpu") -> dict:
             "native_bf16": native_bf16("cpu"), "bf16_flags": sorted(f for f in _BF16_FLAGS if f in cpu_flags()),
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "device": str(device), "torch": torch.__version__}
-    try:
-        info["cpu_model"] = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                                 if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    if "model name" in _cpuinfo():
+        info["cpu_model"] = _cpuinfo()["model name"]
     if device.type == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(device)
         info["native_bf16"] = native_bf16(device)

@@ -34,8 +34,9 @@ def test_auto_precision_is_fp32_without_native_bf16(monkeypatch):
 
 def test_machine_info_records_the_bf16_capability():
     info = hardware.machine_info()
-    assert info["native_bf16"] == hardware.native_bf16("cpu")
-    assert {"cpu_capability", "load_average", "torch_threads"} <= set(info)
+    assert {"cpu_capability", "load_average", "torch_threads", "native_bf16", "bf16_flags"} <= set(info)
+    assert info["native_bf16"] == bool(info["bf16_flags"])  # the decision and its evidence agree
+    assert set(info["bf16_flags"]) <= hardware.cpu_flags()
 
 
 @pytest.mark.skipif(not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")),
