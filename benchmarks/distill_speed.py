@@ -8,6 +8,7 @@ Usage: python benchmarks/distill_speed.py [--ipcs 1,10,50] [--batches 64,256] [-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -198,7 +199,8 @@ def eval_one(ipc: int, epochs: int, nets: int, protocol: str) -> dict:
     def fresh() -> list:
         return [init_parameters(ConvNet(num_classes=10, **net_kwargs), stream(s, 10)) for s in range(nets)]
 
-    train_networks(fresh(), train.images, train.labels, replace_epochs(config, 1), seeds=range(nets))  # warm-up
+    train_networks(fresh(), train.images, train.labels, dataclasses.replace(config, epochs=1),
+                   seeds=range(nets))  # warm-up
     t = time.perf_counter()
     for s, model in enumerate(fresh()):
         train_network(model, train.images, train.labels, config, seed=s)
@@ -208,12 +210,6 @@ def eval_one(ipc: int, epochs: int, nets: int, protocol: str) -> dict:
     together = time.perf_counter() - t
     return {"eval": protocol, "ipc": ipc, "nets": nets, "epochs": epochs, "one_by_one_seconds": alone,
             "together_seconds": together, "speedup": alone / together}
-
-
-def replace_epochs(config, epochs: int):  # noqa: ANN001, ANN201
-    import dataclasses
-
-    return dataclasses.replace(config, epochs=epochs)
 
 
 def _flops_per_iteration(train, cfg) -> float:
