@@ -1,6 +1,6 @@
 """Calibrate the reduced proxy network of ``nas.search``: cost and ranking quality per setting; prints JSON.
 
-    python benchmarks/nas_calibrate.py --settings 8,5,16,2000 4,2,16,2000 --archs 12 --threads 1
+    python benchmarks/nas_calibrate.py --settings 8,5,16,2000 4,2,16,2000 --archs 12 --threads 1 --out FILE.json
 
 Each setting is ``C,N,resolution,images_seen``: every candidate (a seeded uniform sample of the full
 NAS-Bench-201 space) trains the reduced network (C channels, N cells per stage) on ``images_seen``
@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from distill.data import load_dataset
+from distill.hardware import machine_info
+from distill.io import write_json
 from nas import metrics
 from nas.benchmark import load_benchmark
 from nas.config import SearchConfig, nb201_train_config
@@ -44,6 +48,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the JSON here (atomically); progress lines go to stderr")
     parser.add_argument("--zero-cost", action="store_true",
                         help="also time synflow, #params and naswot on the candidates")
     args = parser.parse_args()
@@ -81,7 +87,7 @@ def main() -> None:
             "mean_accuracy": sum(a for a in accuracy if a is not None) / max(1, sum(a is not None for a in accuracy)),
             "diverged": sum(o.diverged for o in outcomes),
         })
-        print(json.dumps(out["settings"][-1]), flush=True)
+        print(json.dumps(out["settings"][-1]), file=sys.stderr, flush=True)
     if args.zero_cost:
         config = SearchConfig(proxy=["synflow"], device="cpu", progress=False)
         probe, _ = seeded_subset(train, config.probe_images, args.seed)
@@ -92,6 +98,9 @@ def main() -> None:
                                 device=device).score for i, a in enumerate(archs)]
             out[name] = {"spearman": metrics.spearman(scores, true),
                          "seconds_per_candidate": (time.perf_counter() - start) / len(archs)}
+    out["machine"] = machine_info("cpu")
+    if args.out is not None:
+        write_json(args.out, out)
     print(json.dumps(out, indent=2))
 
 
