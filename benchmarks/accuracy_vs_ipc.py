@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,14 +30,16 @@ import torch  # noqa: E402
 from distill.data import ClassDataset, load_dataset  # noqa: E402
 from distill.evaluate import TrainConfig, evaluate, protocol_setup  # noqa: E402
 from distill.hardware import machine_info  # noqa: E402
-from distill.io import write_json  # noqa: E402
+from distill.io import open_records, write_json  # noqa: E402
 from distill.methods import METHODS, SELECTION_METHODS, DistillConfig, distill  # noqa: E402
 from distill.perf import tune_allocator  # noqa: E402
 from distill.synthetic import SyntheticSet  # noqa: E402
 
 PROTOCOL = "dm"
-#: Published CIFAR-10 ConvNet figures (METHOD.md §5; K-Center and Forgetting from the DC paper's table, which
-#: the DataDAM paper's first table repeats), drawn beside ours.
+#: Published CIFAR-10 ConvNet figures, drawn beside ours: random, herding, DM and DataDAM from METHOD.md §5;
+#: K-Center and Forgetting from the DC paper's Table 1 (Zhao et al. 2021), which the DataDAM paper's first table
+#: repeats. Forgetting's (and random's, herding's) are confirmed by a later paper's copy of that table (InfoUtil,
+#: arXiv 2601.21296, Table 9); K-Center's were not found in any stored copy and stay unverified.
 PAPER = {
     "random": {1: (14.4, 2.0), 10: (26.0, 1.2), 50: (43.4, 1.0)},
     "herding": {1: (21.5, 1.2), 10: (31.6, 0.7), 50: (40.4, 0.6)},
@@ -181,11 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"error: unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     tune_allocator()
-    budget = {k: getattr(args, k) for k in BUDGET}
-    report = json.loads(args.out.read_text()) if args.out.is_file() else {"records": [], "settings": budget}
-    if report["settings"] != budget:
-        raise SystemExit(f"error: {args.out} holds records made with {report['settings']}, not {budget}; "
-                         f"rerun with those settings or pass another --out (every method keeps one budget)")
+    report = open_records(args.out, {k: getattr(args, k) for k in BUDGET}, hint=" (every method keeps one budget)")
     done = {(r["method"], r["ipc"]) for r in report["records"]}
     train = load_dataset("cifar10", "train", data_root=args.data_root)
     test = load_dataset("cifar10", "test", data_root=args.data_root)

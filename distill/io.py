@@ -66,10 +66,21 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def open_records(path: str | Path, settings: dict, *, hint: str = "") -> dict:
+    """A benchmark's report ``{"records": [...], "settings": settings}``: the one in ``path`` when it was made
+    with the same ``settings`` (a rerun continues it), else a fresh one; SystemExit (one line) on a mismatch."""
+    path = Path(path)
+    report = json.loads(path.read_text()) if path.is_file() else {"records": [], "settings": settings}
+    if report["settings"] != settings:
+        raise SystemExit(f"error: {path} holds records made with {report['settings']}, not {settings}; "
+                         f"rerun with those settings or pass another --out{hint}")
+    return report
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
-__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "write_json", "WriteError"]
+__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "open_records", "write_json", "WriteError"]

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m distill.plot", description="Plots of a finished run.")
     commands = parser.add_subparsers(dest="command", required=True)
     tsne = commands.add_parser("tsne", help="t-SNE of the synthetic images (stars) over real ones (dots): tsne.png")
-    tsne.add_argument("run_dir", type=Path, help="a python -m distill.run --out folder (with synthetic.pt)")
+    tsne.add_argument("run_dir", type=Path, help="a python -m distill.run --out folder (with synthetic.pt), or a set file (.pt)")
     tsne.add_argument("--data-root", help="dataset folder (default: the run's, else $DISTILL_DATA_ROOT)")
     tsne.add_argument("--per-class", type=int, default=100, help="real images per class drawn as dots (default 100)")
     tsne.add_argument("--encoder", choices=("random", "trained"), default="random",
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     tsne.add_argument("--train-per-class", type=int, default=200,
                       help="real images per class the trained encoder learns from (default 200)")
     tsne.add_argument("--seed", type=int, default=0, help="seed of the sample, the encoder and t-SNE (default 0)")
-    tsne.add_argument("--out", type=Path, help="the PNG (default RUN_DIR/tsne.png)")
+    tsne.add_argument("--out", type=Path, help="the PNG (default RUN_DIR/tsne.png; for a set file X.pt, X.tsne.png)")
     tsne.add_argument("--device", default="auto", help="auto | cpu | cuda")
     return parser
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("per_class", "epochs", "train_per_class"):
         if getattr(args, name) < 1:
             raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    out = args.out or args.run_dir / "tsne.png"
+    out = args.out or (args.run_dir.with_suffix(".tsne.png") if args.run_dir.is_file() else args.run_dir / "tsne.png")
     points = tsne_run(args.run_dir, data_root=args.data_root, per_class=args.per_class, encoder=args.encoder,
                       seed=args.seed, epochs=args.epochs, train_per_class=args.train_per_class, out=out,
                       device=resolve_device(args.device))

@@ -133,11 +133,18 @@ def plot_tsne(points: TsnePoints, path: str | Path, *, title: str) -> None:
 def tsne_run(run_dir: str | Path, *, data_root: str | None = None, per_class: int = 100, encoder: str = "random",
              seed: int = 0, epochs: int = 20, train_per_class: int = 200, out: str | Path | None = None,
              device: torch.device | str = "cpu") -> TsnePoints:
-    """``tsne.png`` for the ``synthetic.pt`` of a ``distill.run`` folder, over the dataset named in its config."""
+    """``tsne.png`` for the ``synthetic.pt`` of a ``distill.run`` folder (or a set file itself, which is drawn
+    beside it), over the dataset named in the folder's config."""
     run_dir = Path(run_dir)
-    if not (run_dir / "synthetic.pt").is_file():
-        raise DistillError(f"{run_dir} has no synthetic.pt; pass the --out folder of a python -m distill.run")
-    synthetic = SyntheticSet.load(run_dir / "synthetic.pt")
+    if run_dir.is_file():  # a set file: SyntheticSet.save's, e.g. a benchmark's or the NAS cache's
+        set_file, run_dir = run_dir, run_dir.parent
+        out = out or set_file.with_suffix(".tsne.png")
+    else:
+        set_file = run_dir / "synthetic.pt"
+        if not set_file.is_file():
+            raise DistillError(f"{run_dir} has no synthetic.pt; pass the --out folder of a python -m distill.run "
+                               "or a set file")
+    synthetic = SyntheticSet.load(set_file)
     config = tomllib.loads((run_dir / "config.toml").read_text()) if (run_dir / "config.toml").is_file() else {}
     dataset = config.get("dataset", "cifar10")
     train = load_dataset(dataset, "train", data_root=data_root or config.get("data_root"))

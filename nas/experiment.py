@@ -73,6 +73,10 @@ def load_progress(out: Path, fingerprint: dict) -> list[dict]:
     return rows
 
 
+#: The baselines every proxy is compared with by a paired bootstrap of ρ(proxy) − ρ(baseline).
+PAIRED_AGAINST = ("random", "synflow", "params")
+
+
 def _paired_difference(mine: list[dict], other: list[dict], seed: int) -> list[float] | None:
     """Paired bootstrap interval of ρ(mine) − ρ(other) over the candidates both scored."""
     theirs = {r["arch"]: r["proxy_score"] for r in other}
@@ -133,11 +137,9 @@ def summarise(rows: Sequence[dict], proxies: dict[str, ProxySet], config: Search
             "spearman_uniform": rho_uniform,
             "kendall_uniform": tau_uniform,
             "uniform_candidates": len(uniform),
-            "spearman_minus_random_ci95": (_paired_difference(mine, by_proxy["random"], config.seed)
-                                           if intervals and name != "random" and by_proxy.get("random") else None),
-            "spearman_minus_synflow_ci95": (_paired_difference(mine, by_proxy["synflow"], config.seed)
-                                            if intervals and name != "synflow" and by_proxy.get("synflow")
-                                            else None),
+            **{f"spearman_minus_{other}_ci95": (_paired_difference(mine, by_proxy[other], config.seed)
+                                                 if intervals and name != other and by_proxy.get(other) else None)
+               for other in PAIRED_AGAINST},
             "top1_true_accuracy": metrics.top1_true_accuracy(ranked, true_acc),
             "top1_arch": mine[metrics.top1(ranked, true_acc)]["arch"],
             "regret": metrics.regret(ranked, true_acc),
@@ -349,7 +351,7 @@ def format_summary(results: dict) -> str:
         return "n/a" if not values else f"[{values[0]:+.2f}, {values[1]:+.2f}]"
 
     lines = [f"{'proxy':<14} {'rho':>6} {'95% CI':>14} {'rho top20':>9} {'rho unif':>8} {'rho TSE':>7} "
-             f"{'tau':>6} {'minus random':>14} {'minus synflow':>14} {'top1 true':>9} {'regret':>6} "
+             f"{'tau':>6} {'minus random':>14} {'minus synflow':>14} {'minus params':>14} {'top1 true':>9} {'regret':>6} "
              f"{'distill min':>11} {'proxy min':>9} {'diverged':>8}"]
     notes = []
     for name, s in results["summary"].items():
@@ -358,6 +360,7 @@ def format_summary(results: dict) -> str:
                      f"{_number(s.get('spearman_tse')):>7} {_number(s['kendall']):>6} "
                      f"{interval(s.get('spearman_minus_random_ci95')):>14} "
                      f"{interval(s.get('spearman_minus_synflow_ci95')):>14} "
+                     f"{interval(s.get('spearman_minus_params_ci95')):>14} "
                      f"{s['top1_true_accuracy']:>9.2f} {s['regret']:>6.2f} {s['distill_minutes']:>11.1f} "
                      f"{s['proxy_minutes']:>9.1f} {s['diverged']:>8}")
         if s["spearman"] is None:
@@ -371,9 +374,9 @@ def format_summary(results: dict) -> str:
                  f"{sampling.get('oversampled', 0)} added from the top quintile; {sampling.get('top20', '?')} in the "
                  f"top 20 %). rho ranks by proxy_score (training proxies: {training[0] if training else 'accuracy'}, "
                  "zero-cost ones: their score); rho TSE by minus the summed training loss.")
-    lines.append("95% CI: bootstrap over candidates; minus random/synflow: paired bootstrap of rho - rho(other) "
+    lines.append("95% CI: bootstrap over candidates; minus random/synflow/params: paired bootstrap of rho - rho(other) "
                  "(an interval holding 0 does not tell the two apart)")
     return "\n".join(lines + notes)
 
 
-__all__ = ["PROGRESS_DIR", "format_summary", "load_progress", "run_search", "summarise"]
+__all__ = ["PAIRED_AGAINST", "PROGRESS_DIR", "format_summary", "load_progress", "run_search", "summarise"]

@@ -63,7 +63,7 @@ def test_tiny_run_writes_results(tmp_path, tiny_synthetic):
     assert set(on_disk["summary"]) == set(proxies)
     for name, s in on_disk["summary"].items():
         assert {"spearman", "spearman_why", "spearman_ci95", "spearman_minus_random_ci95",
-                "spearman_minus_synflow_ci95", "kendall", "spearman_top20", "kendall_top20", "spearman_uniform",
+                "spearman_minus_synflow_ci95", "spearman_minus_params_ci95", "kendall", "spearman_top20", "kendall_top20", "spearman_uniform",
                 "top1_true_accuracy", "regret", "proxy_minutes", "distill_minutes", "total_minutes", "diverged",
                 "ranks_by"} <= set(s)
         assert s["proxy_minutes"] > 0 and s["diverged"] == 0
@@ -74,6 +74,9 @@ def test_tiny_run_writes_results(tmp_path, tiny_synthetic):
         assert s["whole_dataset_minutes_estimate"] is None  # a reduced network says nothing about the full one
     assert on_disk["summary"]["random"]["spearman_minus_random_ci95"] is None  # not compared with itself
     assert on_disk["summary"]["synflow"]["spearman_minus_synflow_ci95"] is None
+    assert on_disk["summary"]["params"]["spearman_minus_params_ci95"] is None
+    lo, hi = on_disk["summary"]["datadam"]["spearman_minus_params_ci95"]
+    assert -2.0 <= lo <= hi <= 2.0
     # random-matched spends the small sets' image passes (10 images x 2 epochs), each on a new image.
     assert on_disk["summary"]["random-matched"]["images"] == 20 and on_disk["summary"]["random-matched"]["epochs"] == 1
     assert on_disk["summary"]["datadam"]["images_seen"] == on_disk["summary"]["random-matched"]["images_seen"] == 20

@@ -41,6 +41,12 @@ def test_cli_writes_tsne_png_into_the_run(cifar_tree, tmp_path):
                      "--width", "16", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
     assert main(["tsne", str(out), "--per-class", "6"]) == 0
     assert (out / "tsne.png").stat().st_size > 10_000
+    # A set file by itself (a benchmark's or the NAS cache's): the picture goes beside it.
+    loose = tmp_path / "sets" / "herding.pt"
+    loose.parent.mkdir()
+    loose.write_bytes((out / "synthetic.pt").read_bytes())
+    assert main(["tsne", str(loose), "--per-class", "6", "--data-root", str(cifar_tree)]) == 0
+    assert (tmp_path / "sets" / "herding.tsne.png").stat().st_size > 10_000
 
 
 def test_a_folder_without_a_set_is_one_line(tmp_path):
