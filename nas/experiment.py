@@ -26,7 +26,7 @@ from nas.benchmark import Benchmark
 from nas.config import SearchConfig
 from nas.network import FULL_CELLS_PER_STAGE, FULL_CHANNELS, resize_images
 from nas.proxies import (ProxySet, build_proxy_sets, distilled_set, matched_budget, missing_from_cache,
-                         proxy_resolution, run_proxy, seeded_subset)
+                         proxy_resolution, run_proxy, seeded_subset, training_score)
 from nas.sampling import CandidateSample, draw_candidates, top20_threshold
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,9 @@ def _write_results(out: Path, rows: list[dict], proxies: dict[str, ProxySet], co
     uniform = dict(zip(candidates, sample.uniform))
     unique = {(r["arch"], r["proxy"]): {**r, "uniform": uniform.get(r["arch"], True)}
               for r in rows if r["arch"] in order and r["proxy"] in proxies}
+    for r in unique.values():  # a search resumed with another --rank-by ranks its finished rows that way too
+        if proxies[r["proxy"]].trains:
+            r["proxy_score"] = training_score(r["proxy_accuracy"], r["tse"], config.rank_by)
     rows = sorted(unique.values(), key=lambda r: (order.get(r["arch"], len(order)), list(proxies).index(r["proxy"])))
     # Rank only candidates that every proxy has finished, so the proxies are compared on one set.
     done = {a for a in order if all((a, p) in unique for p in proxies)}

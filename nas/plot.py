@@ -17,8 +17,12 @@ def plot_ranking(rows: Sequence[Mapping], summary: Mapping[str, Mapping], path: 
     from distill.plot import save_figure
 
     proxies = list(summary)
-    fig, axes = plt.subplots(1, max(1, len(proxies)), figsize=(4 * max(1, len(proxies)), 3.8), squeeze=False)
-    for ax, proxy in zip(axes[0], proxies):
+    cols = min(4, max(1, len(proxies)))
+    rows_of_panels = -(-max(1, len(proxies)) // cols)
+    fig, axes = plt.subplots(rows_of_panels, cols, figsize=(4.2 * cols, 3.6 * rows_of_panels), squeeze=False)
+    for ax in axes.flat[len(proxies):]:
+        ax.set_visible(False)
+    for ax, proxy in zip(axes.flat, proxies):
         mine = [r for r in rows if r["proxy"] == proxy and r.get("proxy_score") is not None]
         ax.scatter([r["true_accuracy"] for r in mine], [r["proxy_score"] for r in mine], s=14, alpha=0.8)
         ranks_by = summary[proxy].get("ranks_by", "accuracy")
@@ -26,11 +30,13 @@ def plot_ranking(rows: Sequence[Mapping], summary: Mapping[str, Mapping], path: 
             ax.set_yscale("log")
         rho = summary[proxy].get("spearman")
         tau = summary[proxy].get("kendall")
-        rho_text = "n/a" if rho is None else f"{rho:.2f}"
+        ci = summary[proxy].get("spearman_ci95")
+        rho_text = "n/a" if rho is None else f"{rho:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
         tau_text = "n/a" if tau is None else f"{tau:.2f}"
-        ax.set_title(f"{proxy}: ρ = {rho_text}, τ = {tau_text}")
-        ax.set_xlabel("true accuracy (%, 200 epochs, whole set)")
-        ax.set_ylabel({"accuracy": "proxy accuracy (%)", "tse": "minus TSE"}.get(ranks_by, f"{proxy} score"))
+        ax.set_title(f"{proxy}: ρ = {rho_text}, τ = {tau_text}", fontsize=10)
+        ax.set_xlabel("true accuracy (%, 200 epochs, whole set)", fontsize=9)
+        ax.set_ylabel({"accuracy": "proxy accuracy (%)", "tse": "minus TSE (summed training loss)"}.get(
+            ranks_by, f"{proxy} score"), fontsize=9)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -479,11 +479,16 @@ def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tens
     accuracy = float(test_accuracy(model, test_images, test_labels, device=device))
     tse = float(sum(losses))
     end = time.perf_counter()
-    return ProxyOutcome(score=accuracy if config.rank_by == "accuracy" else -tse, accuracy=accuracy, tse=tse,
+    return ProxyOutcome(score=training_score(accuracy, tse, config.rank_by), accuracy=accuracy, tse=tse,
                         seconds=end - start, train_seconds=trained - start, images_seen=images_seen)
+
+
+def training_score(accuracy: float | None, tse: float | None, rank_by: str) -> float | None:
+    """What a training proxy ranks by (higher = better): test accuracy, or minus TSE; None when it diverged."""
+    return accuracy if rank_by == "accuracy" else (None if tse is None else -tse)
 
 
 __all__ = ["build_proxy_sets", "check_set", "distilled_set", "get_proxy", "list_proxies", "load_synthetic_files",
            "make_candidate", "matched_budget", "missing_from_cache", "proxy_resolution", "ProxyOutcome", "ProxySet",
            "ProxySpec", "recalibrate_batchnorm", "register_training_proxy", "register_zero_cost_proxy", "run_proxy",
-           "seeded_subset", "set_epochs", "SetBuilder", "SetContext", "sets_to_distill", "spread", "ZeroCostScore"]
+           "seeded_subset", "set_epochs", "SetBuilder", "SetContext", "sets_to_distill", "spread", "training_score", "ZeroCostScore"]

@@ -254,6 +254,13 @@ def test_resume_skips_finished_candidates(tmp_path, tiny_synthetic, monkeypatch)
     with pytest.raises(DistillError, match="other settings"):
         experiment.run_search(_config(synthetic=[str(tiny_synthetic)], epochs=2), out, train=train, test=test,
                               benchmark=load_benchmark(), resume=True)
+    # Another --rank-by re-ranks the finished rows without training anything again.
+    calls.clear()
+    by_tse = experiment.run_search(_config(synthetic=[str(tiny_synthetic)], num_archs=3, rank_by="tse"), out,
+                                   train=train, test=test, benchmark=load_benchmark(), resume=True)
+    assert calls == []
+    assert all(r["proxy_score"] == -r["tse"] for r in by_tse["candidates"])
+    assert all(by_tse["summary"][p]["spearman"] == by_tse["summary"][p]["spearman_tse"] for p in ("datadam", "random"))
 
 
 def _imagefolder(root, n_per_class: int = 2) -> None:
