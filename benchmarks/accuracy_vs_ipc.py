@@ -99,7 +99,10 @@ def plot(report: dict, path: Path) -> None:
         ipcs = [r["ipc"] for r in rows]
         mean = [r["accuracy"]["mean"] for r in rows]
         std = [r["accuracy"]["std"] for r in rows]
-        ours.errorbar(ipcs, mean, yerr=std, color=color, marker="o", lw=1.5, capsize=3, label=label)
+        # DataDAM hollow and dashed on top, so that it stays visible where it lies on DM.
+        hollow = {"marker": "o", "markersize": 10, "markerfacecolor": "none", "ls": "--", "zorder": 5} \
+            if method == "datadam" else {"marker": "o"}
+        ours.errorbar(ipcs, mean, yerr=std, color=color, lw=1.5, capsize=3, label=label, **hollow)
         ours.fill_between(ipcs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                           color=color, alpha=0.15)
     whole = report.get("whole_dataset")
