@@ -53,11 +53,12 @@ def test_torchrun_shards_classes_and_equals_one_process(cifar_tree, tmp_path):
     common = ["-m", "distill.run", "--dataset", "cifar10", "--data-root", str(cifar_tree), "--preset", "smoke",
               "--iterations", "2", "--batch-real", "8", "--width", "16", "--eval", "0", "--quiet"]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}  # equal float reductions in both runs
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    subprocess.run([*torchrun, *common, "--out", str(tmp_path / "two")], check=True, env=env, timeout=300,
-                   capture_output=True)
-    subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], check=True, env=env, timeout=300,
-                   capture_output=True)
+    # --standalone: a free rendezvous port, not the fixed 29500 that another job on the machine may hold.
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    for argv, out in ((torchrun, "two"), ([sys.executable], "one")):
+        proc = subprocess.run([*argv, *common, "--out", str(tmp_path / out)], env=env, timeout=300,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, f"{out}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
     assert (tmp_path / "two" / "checkpoint-rank1.pt").is_file()  # rank 1 really distilled its share
     two, one = SyntheticSet.load(tmp_path / "two" / "synthetic.pt"), SyntheticSet.load(tmp_path / "one" / "synthetic.pt")
     assert two.class_ids == list(range(10)) and two.images.equal(one.images)
