@@ -20,32 +20,29 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from benchmarks.accuracy_vs_ipc import PAPER, STYLE  # noqa: E402
 from distill.data import load_dataset  # noqa: E402
-from distill.evaluate import TrainConfig, evaluate_networks, protocol_setup  # noqa: E402
+from distill.evaluate import TrainConfig, evaluate_networks  # noqa: E402
 from distill.hardware import machine_info  # noqa: E402
 from distill.io import open_records, write_json  # noqa: E402
+from distill.job import RunConfig, eval_setup  # noqa: E402
 from distill.networks import list_networks  # noqa: E402
 from distill.perf import tune_allocator  # noqa: E402
 from distill.synthetic import SyntheticSet  # noqa: E402
 
 PROTOCOL = "dm"
-#: The DataDAM paper's cross-architecture table, CIFAR-10 ipc 50 (ConvNet-distilled, 1000+ epochs on a GPU).
-PAPER_IPC50 = {"datadam": {"convnet": 67.0, "alexnet": 63.9, "vgg11": 64.8, "resnet18": 60.2},
-               "dm": {"convnet": 63.0, "alexnet": 60.1, "vgg11": 57.4, "resnet18": 52.9}}
-NAMES = {"datadam": "DataDAM", "dm": "DM", "herding": "herding", "kcenter": "K-Center",
-         "forgetting": "forgetting", "random": "random"}
+#: The DataDAM paper's cross-architecture table, CIFAR-10 ipc 50 (ConvNet-distilled, 1000+ epochs on a GPU);
+#: its ConvNet column is the accuracy table's.
+PAPER_IPC50 = {"datadam": {"convnet": PAPER["datadam"][50][0], "alexnet": 63.9, "vgg11": 64.8, "resnet18": 60.2},
+               "dm": {"convnet": PAPER["dm"][50][0], "alexnet": 60.1, "vgg11": 57.4, "resnet18": 52.9}}
 BUDGET = ("nets", "epochs")
-
-
-def setup(network: str, epochs: int) -> tuple[TrainConfig, dict]:
-    train_cfg, net_kwargs = protocol_setup(PROTOCOL, TrainConfig(epochs=epochs))
-    return train_cfg, (net_kwargs if network.startswith("convnet") else {})
 
 
 def table(report: dict) -> str:
@@ -62,7 +59,7 @@ def table(report: dict) -> str:
             cells.append(f"{r['mean']:.1f} ± {r['std']:.1f}" if r else "-")
         paper = PAPER_IPC50.get(m)
         cells.append(" / ".join(f"{paper[n]}" for n in networks if n in paper) if paper else "-")
-        lines.append(f"| {NAMES.get(m, m)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {STYLE[m][1] if m in STYLE else m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -95,15 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     done = {(r["method"], r["network"]) for r in report["records"]}
     test = load_dataset("cifar10", "test", data_root=args.data_root)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    run = RunConfig(eval_protocol=PROTOCOL, train=TrainConfig(epochs=args.epochs))  # the ConvNet keeps its norm
     for method in methods:
         synthetic = SyntheticSet.load(args.sets / f"{method}.pt")
-        report["ipc"] = len(synthetic) // len(synthetic.class_ids)
+        report["ipc"] = synthetic.ipc
         for network in networks:
             if (method, network) in done:
                 continue
-            row = evaluate_networks(synthetic.images, synthetic.labels, test, [network],
-                                    setup=lambda n: setup(n, args.epochs), seeds=range(args.nets),
-                                    device=device)[network]
+            row = evaluate_networks(synthetic.images, synthetic.labels, test, [network], setup=partial(eval_setup, run),
+                                    seeds=range(args.nets), device=device)[network]
             report["records"].append({"method": method, "iterations": synthetic.iterations, "device": device,
                                       "protocol": PROTOCOL, **row})
             report.update({"dataset": "cifar10", "sets": str(args.sets), "machine": machine_info(device),

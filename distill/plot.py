@@ -73,13 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from distill.config import resolve_device
     from distill.errors import DistillError
-    from distill.tsne import tsne_run
+    from distill.tsne import default_out, tsne_run
 
     args = build_parser().parse_args(argv)
     for name in ("per_class", "epochs", "train_per_class"):
         if getattr(args, name) < 1:
             raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    out = args.out or (args.run_dir.with_suffix(".tsne.png") if args.run_dir.is_file() else args.run_dir / "tsne.png")
+    out = args.out or default_out(args.run_dir)
     points = tsne_run(args.run_dir, data_root=args.data_root, per_class=args.per_class, encoder=args.encoder,
                       seed=args.seed, epochs=args.epochs, train_per_class=args.train_per_class, out=out,
                       device=resolve_device(args.device))

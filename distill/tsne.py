@@ -130,15 +130,21 @@ def plot_tsne(points: TsnePoints, path: str | Path, *, title: str) -> None:
     save_figure(fig, path)
 
 
+def default_out(target: str | Path) -> Path:
+    """Where ``tsne_run`` draws without ``out``: ``RUN_DIR/tsne.png``, or ``X.tsne.png`` beside a set file ``X.pt``."""
+    target = Path(target)
+    return target.with_suffix(".tsne.png") if target.is_file() else target / "tsne.png"
+
+
 def tsne_run(run_dir: str | Path, *, data_root: str | None = None, per_class: int = 100, encoder: str = "random",
              seed: int = 0, epochs: int = 20, train_per_class: int = 200, out: str | Path | None = None,
              device: torch.device | str = "cpu") -> TsnePoints:
     """``tsne.png`` for the ``synthetic.pt`` of a ``distill.run`` folder (or a set file itself, which is drawn
     beside it), over the dataset named in the folder's config."""
     run_dir = Path(run_dir)
+    out = Path(out) if out else default_out(run_dir)
     if run_dir.is_file():  # a set file: SyntheticSet.save's, e.g. a benchmark's or the NAS cache's
         set_file, run_dir = run_dir, run_dir.parent
-        out = out or set_file.with_suffix(".tsne.png")
     else:
         set_file = run_dir / "synthetic.pt"
         if not set_file.is_file():
@@ -155,5 +161,5 @@ def tsne_run(run_dir: str | Path, *, data_root: str | None = None, per_class: in
     steps = f", {synthetic.iterations} iterations" if synthetic.iterations else ""
     title = (f"t-SNE of {synthetic.method}{variant} {dataset} ipc {synthetic.ipc}{steps} (stars) over {per_class} real "
              f"images per class (dots)\nembeddings of one {how}, seed {seed}")
-    plot_tsne(points, Path(out) if out else run_dir / "tsne.png", title=title)
+    plot_tsne(points, out, title=title)
     return points

@@ -354,16 +354,14 @@ def format_summary(results: dict) -> str:
         return "n/a" if not values else f"[{values[0]:+.2f}, {values[1]:+.2f}]"
 
     lines = [f"{'proxy':<14} {'rho':>6} {'95% CI':>14} {'rho top20':>9} {'rho unif':>8} {'rho TSE':>7} "
-             f"{'tau':>6} {'minus random':>14} {'minus synflow':>14} {'minus params':>14} {'top1 true':>9} {'regret':>6} "
+             f"{'tau':>6} " + "".join(f"{'minus ' + other:>14} " for other in PAIRED_AGAINST) + f"{'top1 true':>9} {'regret':>6} "
              f"{'distill min':>11} {'proxy min':>9} {'diverged':>8}"]
     notes = []
     for name, s in results["summary"].items():
         lines.append(f"{name:<14} {_number(s['spearman']):>6} {interval(s.get('spearman_ci95')):>14} "
                      f"{_number(s.get('spearman_top20')):>9} {_number(s.get('spearman_uniform')):>8} "
                      f"{_number(s.get('spearman_tse')):>7} {_number(s['kendall']):>6} "
-                     f"{interval(s.get('spearman_minus_random_ci95')):>14} "
-                     f"{interval(s.get('spearman_minus_synflow_ci95')):>14} "
-                     f"{interval(s.get('spearman_minus_params_ci95')):>14} "
+                     + "".join(f"{interval(s.get(f'spearman_minus_{other}_ci95')):>14} " for other in PAIRED_AGAINST) +
                      f"{s['top1_true_accuracy']:>9.2f} {s['regret']:>6.2f} {s['distill_minutes']:>11.1f} "
                      f"{s['proxy_minutes']:>9.1f} {s['diverged']:>8}")
         if s["spearman"] is None:
@@ -377,7 +375,7 @@ def format_summary(results: dict) -> str:
                  f"{sampling.get('oversampled', 0)} added from the top quintile; {sampling.get('top20', '?')} in the "
                  f"top 20 %). rho ranks by proxy_score (training proxies: {training[0] if training else 'accuracy'}, "
                  "zero-cost ones: their score); rho TSE by minus the summed training loss.")
-    lines.append("95% CI: bootstrap over candidates; minus random/synflow/params: paired bootstrap of rho - rho(other) "
+    lines.append(f"95% CI: bootstrap over candidates; minus {'/'.join(PAIRED_AGAINST)}: paired bootstrap of rho - rho(other) "
                  "(an interval holding 0 does not tell the two apart)")
     return "\n".join(lines + notes)
 

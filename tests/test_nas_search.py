@@ -13,7 +13,7 @@ from distill.cli import write_settings
 from distill.data import STATS, from_tensors
 from distill.errors import DistillError
 from distill.synthetic import SyntheticSet
-from nas import experiment
+from nas import experiment, metrics
 from nas.benchmark import load_benchmark
 from nas.config import SearchConfig, nb201_train_config
 from nas.search import main
@@ -75,8 +75,12 @@ def test_tiny_run_writes_results(tmp_path, tiny_synthetic):
     assert on_disk["summary"]["random"]["spearman_minus_random_ci95"] is None  # not compared with itself
     assert on_disk["summary"]["synflow"]["spearman_minus_synflow_ci95"] is None
     assert on_disk["summary"]["params"]["spearman_minus_params_ci95"] is None
-    lo, hi = on_disk["summary"]["datadam"]["spearman_minus_params_ci95"]
-    assert -2.0 <= lo <= hi <= 2.0
+    # The interval against #params is the paired bootstrap over the rows of both, matched by arch.
+    params = {r["arch"]: r["proxy_score"] for r in on_disk["candidates"] if r["proxy"] == "params"}
+    mine = [r for r in on_disk["candidates"] if r["proxy"] == "datadam"]
+    assert on_disk["summary"]["datadam"]["spearman_minus_params_ci95"] == metrics.spearman_difference_interval(
+        metrics.rankable([r["proxy_score"] for r in mine]), metrics.rankable([params[r["arch"]] for r in mine]),
+        [r["true_accuracy"] for r in mine], seed=0)
     # random-matched spends the small sets' image passes (10 images x 2 epochs), each on a new image.
     assert on_disk["summary"]["random-matched"]["images"] == 20 and on_disk["summary"]["random-matched"]["epochs"] == 1
     assert on_disk["summary"]["datadam"]["images_seen"] == on_disk["summary"]["random-matched"]["images_seen"] == 20
