@@ -136,6 +136,7 @@ def build_results(cfg: ContinualConfig, progress: Progress, *, num_classes: int,
                 "distill_per_seed": {str(s): sum(r.distill_seconds for r in rs) for s, rs in runs.items()},
                 "train_per_seed": {str(s): sum(r.train_seconds for r in rs) for s, rs in runs.items()},
             }
+            summary["engine"] = [r.engine for r in first]  # per step: precision, compiled, layout, steps
             summary["models_per_step"] = cfg.models_per_step if protocol == "gdumb" else 1
             protocols[protocol][method] = summary
     complete = all(len(m["seeds_complete"]) == len(cfg.seeds) for p in protocols.values() for m in p.values())

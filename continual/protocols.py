@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from distill.data import ClassDataset
-from distill.evaluate import TrainConfig, test_accuracy, train_network
+from distill.engine import TrainConfig, plan, train_network
+from distill.evaluate import test_accuracy
 from distill.networks import get_network, init_parameters
 from distill.seeds import TRAIN, stream
 
@@ -25,6 +26,8 @@ ModelFactory = Callable[[int], nn.Module]
 StepCallback = Callable[["StepResult"], None]
 
 INIT_STREAM = TRAIN  # networks start as distill.evaluate's do
+#: Replay trains through Avalanche's own loop (Naive), not through distill.engine: fp32, eager.
+AVALANCHE_ENGINE = {"precision": "fp32", "compiled": False, "channels_last": False, "loop": "avalanche Naive"}
 ACC_KEY = "Top1_Acc_Stream/eval_phase/test_stream"
 FORGET_KEY = "StreamForgetting/eval_phase/test_stream"
 
@@ -44,6 +47,8 @@ class StepResult:
     distill_seconds: float = 0.0      # distilling in this run
     distill_seconds_cached: float = 0.0  # what the memories taken from the cache cost when first distilled
     train_seconds: float = 0.0
+    #: what the training engine used for this step's models (:class:`distill.engine.EnginePlan`)
+    engine: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,7 +133,8 @@ def run_gdumb(benchmark: Any, test: ClassDataset, buffer: Any, *, make_model: Mo
         result = StepResult(step=step, classes_seen=list(seen), accuracy=float(np.mean(runs)), accuracy_runs=runs,
                             memory_images=len(labels), memory_bytes=images.numel() * images.element_size(),
                             images_per_class=buffer.images_per_class, distill_seconds=distill_seconds,
-                            distill_seconds_cached=cached_seconds, train_seconds=time.perf_counter() - start)
+                            distill_seconds_cached=cached_seconds, train_seconds=time.perf_counter() - start,
+                            engine=plan(train, len(labels), device).to_dict())
         results.append(result)
         if on_step:
             on_step(result)
@@ -191,7 +197,7 @@ def run_replay(benchmark: Any, storage_policy: Any, *, make_model: ModelFactory,
                                 memory_images=len(buffer), memory_bytes=nbytes,
                                 images_per_class=len(buffer) // max(len(seen), 1),
                                 distill_seconds=distill_seconds, distill_seconds_cached=cached_seconds,
-                                train_seconds=wall - distill_seconds)
+                                train_seconds=wall - distill_seconds, engine=AVALANCHE_ENGINE)
             results.append(result)
             if on_step:
                 on_step(result)

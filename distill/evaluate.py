@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import statistics as stats
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
@@ -11,10 +10,11 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from distill.augment import DEFAULT_STRATEGY, DSA
-from distill.settings import checked
+from distill.augment import DSA
 from distill.data import ClassDataset
 from distill.errors import DistillError
+from distill.engine import (EnginePlan, TrainConfig, autocast, check_finite, check_set, fit, plan, sgd,
+                            train_network)
 from distill.ensemble import ConvNetEnsemble, stackable
 from distill.networks import get_network, init_parameters
 from distill.seeds import AUGMENT, SHUFFLE, TRAIN, stream
@@ -27,26 +27,6 @@ EVAL_PROTOCOLS: dict[str, dict] = {
     "dm": {"network": {"norm": "instancenorm"}, "train": {"batch_size": 256}},
     "official": {"network": {"norm": "batchnorm"}, "train": {"batch_size": 64}},
 }
-
-
-@dataclass
-@checked
-class TrainConfig:
-    """How an evaluation network is trained (defaults: the paper protocol, METHOD.md §2)."""
-
-    epochs: int = field(default=1000, metadata={"help": "training epochs", "min": 1})
-    batch_size: int = field(default=256, metadata={"help": "minibatch size", "min": 1})
-    lr: float = field(default=0.01, metadata={"help": "SGD learning rate", "above": 0})
-    momentum: float = field(default=0.9, metadata={"min": 0, "max": 1})
-    weight_decay: float = field(default=5e-4, metadata={"min": 0})
-    nesterov: bool = False
-    schedule: str = field(default="step", metadata={"help": "step (x lr_decay at the midpoint) | cosine",
-                                                    "choices": ("step", "cosine")})
-    lr_decay: float = field(default=0.1, metadata={"above": 0})
-    dsa: bool = field(default=True, metadata={"help": "DSA on every batch"})
-    dsa_strategy: str = DEFAULT_STRATEGY
-    channels_last: bool = field(default=False, metadata={
-        "help": "channels-last memory format (faster for batchnorm nets such as NAS-Bench-201 cells on CPU)"})
 
 
 def protocol_setup(protocol: str, config: TrainConfig) -> tuple[TrainConfig, dict]:
@@ -64,77 +44,14 @@ class EvalResult:
     mean: float
     std: float
     runs: list[float]
+    #: what the training engine used (precision, compiled, layout, steps; :class:`~distill.engine.EnginePlan`)
+    engine: dict = field(default_factory=dict)
 
     @classmethod
-    def of(cls, runs: Sequence[float]) -> "EvalResult":
+    def of(cls, runs: Sequence[float], engine: EnginePlan | None = None) -> "EvalResult":
         runs = [float(r) for r in runs]
-        return cls(stats.fmean(runs), stats.pstdev(runs) if len(runs) > 1 else 0.0, runs)
-
-
-def _check_set(images: Tensor, labels: Tensor) -> None:
-    if len(images) == 0:
-        raise DistillError("cannot train on an empty set; the memory or synthetic set holds no images")
-    if len(images) != len(labels):
-        raise DistillError(f"{len(images)} images but {len(labels)} labels; pass one label per image")
-
-
-def _sgd(params, config: TrainConfig, num_images: int):  # noqa: ANN001, ANN202 - parameters in, (optimizer, scheduler) out
-    """The SGD optimizer and the per-step learning-rate schedule of ``config``."""
-    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, nesterov=config.nesterov)
-    steps_per_epoch = math.ceil(num_images / config.batch_size)
-    if config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * steps_per_epoch))
-    elif config.schedule == "step":
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [config.epochs // 2 * steps_per_epoch],
-                                                         gamma=config.lr_decay)
-    else:
-        raise DistillError(f"unknown schedule {config.schedule!r}; use step or cosine")
-    return optimizer, scheduler
-
-
-def _descend(loss: Tensor, optimizer: torch.optim.Optimizer, scheduler) -> None:  # noqa: ANN001
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    scheduler.step()
-
-
-def _check_finite(loss: Tensor) -> None:
-    if not torch.isfinite(loss):
-        raise DistillError(f"training loss became {float(loss)}; lower the learning rate (--lr)")
-
-
-def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,
-                  device: torch.device | str = "cpu", progress: bool = False,
-                  loss_callback: Callable[[float], None] | None = None) -> nn.Module:
-    """Train ``model`` in place from the weights it has; returns it in eval mode.
-
-    Shuffling and augmentation come from ``seed``; the end-of-training weights are returned (no
-    early stopping on test data). ``loss_callback`` is called with every minibatch's training loss.
-    """
-    _check_set(images, labels)
-    device = torch.device(device)
-    model.to(device).train()
-    images, labels = images.to(device), labels.to(device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    optimizer, scheduler = _sgd(model.parameters(), config, len(images))
-    dsa = DSA(config.dsa_strategy if config.dsa else "none")
-    shuffle, augment = stream(seed, SHUFFLE), stream(seed, AUGMENT)
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in tqdm(range(config.epochs), disable=not progress, desc="train", unit="ep", leave=False):
-        order = torch.randperm(len(images), generator=shuffle).to(device)
-        for start in range(0, len(images), config.batch_size):
-            idx = order[start:start + config.batch_size]
-            x = dsa(images[idx], augment, siamese=False)
-            loss = loss_fn(model(x), labels[idx])
-            if loss_callback is not None:
-                loss_callback(float(loss.detach()))
-            _descend(loss, optimizer, scheduler)
-        _check_finite(loss)
-    return model.eval()
+        return cls(stats.fmean(runs), stats.pstdev(runs) if len(runs) > 1 else 0.0, runs,
+                   engine.to_dict() if engine is not None else {})
 
 
 def train_networks(models: Sequence[nn.Module], images: Tensor, labels: Tensor, config: TrainConfig, *,
@@ -151,13 +68,14 @@ def train_networks(models: Sequence[nn.Module], images: Tensor, labels: Tensor, 
     if not stackable(models):
         return [train_network(m, images, labels, config, seed=s, device=device, progress=progress)
                 for m, s in zip(models, seeds)]
-    _check_set(images, labels)
+    check_set(images, labels)
     device = torch.device(device)
+    run = ensemble_plan(config, len(images), device)
     ensemble = ConvNetEnsemble([m.to(device) for m in models]).to(device).train()
     images, labels = images.to(device), labels.to(device)
-    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    layout = torch.channels_last if run.channels_last else torch.contiguous_format
     ensemble.to(memory_format=layout)
-    optimizer, scheduler = _sgd(ensemble.parameters(), config, len(images))
+    optimizer, scheduler = sgd(ensemble.parameters(), config, len(images))
     dsa = DSA(config.dsa_strategy if config.dsa else "none")
     shuffles = [stream(s, SHUFFLE) for s in seeds]
     augments = [stream(s, AUGMENT) for s in seeds]
@@ -168,13 +86,22 @@ def train_networks(models: Sequence[nn.Module], images: Tensor, labels: Tensor, 
         for start in range(0, len(images), config.batch_size):
             batches = [order[start:start + config.batch_size] for order in orders]
             x = torch.cat([dsa(images[idx], g, siamese=False) for idx, g in zip(batches, augments)], dim=1)
-            out = ensemble(x.contiguous(memory_format=layout))
+            with autocast(run.precision, device):
+                out = ensemble(x.contiguous(memory_format=layout))
             # The sum's gradient with respect to net i's weights is net i's own loss gradient.
-            loss = sum(loss_fn(out[:, i], labels[idx]) for i, idx in enumerate(batches))
-            _descend(loss, optimizer, scheduler)
-        _check_finite(loss)
+            loss = sum(loss_fn(out[:, i].float(), labels[idx]) for i, idx in enumerate(batches))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        check_finite(loss.detach())
     ensemble.write_back(models)
     return [m.to(memory_format=torch.contiguous_format).eval() for m in models]
+
+
+def ensemble_plan(config: TrainConfig, num_images: int, device: torch.device | str) -> EnginePlan:
+    """The engine's plan for an ensemble: its precision and layout, never compiled (grouped convolutions)."""
+    return plan(replace(config, compile=False), num_images, device)
 
 
 @torch.no_grad()
@@ -195,6 +122,8 @@ def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str
              **network_kwargs) -> EvalResult:
     """Train one fresh network per seed on ``images`` and report test accuracy at the end of training.
 
+    The nets train through the engine (:func:`distill.engine.fit`); the result names what it used.
+
     ``together``: train ConvNets of one evaluation at once (:func:`train_networks`; the same math per
     net). By default only on a GPU: on a quiet 2-core CPU the grouped convolutions were slower than
     one net after another (0.74x at ipc 1, 0.92x at ipc 10; benchmarks/distill_speed.py).
@@ -214,12 +143,13 @@ def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str
     if together and stackable(models):  # the same math, trained at once (train_networks)
         train_networks(models, images, labels, config, seeds=seeds, device=device, progress=progress)
         iterator = tqdm(models, disable=not progress, desc="test", unit="net")
-        return EvalResult.of([test_accuracy(m, test.images, test.labels, device=device) for m in iterator])
-    runs = []
+        return EvalResult.of([test_accuracy(m, test.images, test.labels, device=device) for m in iterator],
+                             ensemble_plan(config, len(images), device))
+    runs, used = [], None
     for seed, model in tqdm(list(zip(seeds, models)), disable=not progress, desc="evaluate", unit="net"):
-        train_network(model, images, labels, config, seed=seed, device=device, progress=progress)
+        used = fit(model, images, labels, config, seed=seed, device=device, progress=progress)
         runs.append(test_accuracy(model, test.images, test.labels, device=device))
-    return EvalResult.of(runs)
+    return EvalResult.of(runs, used)
 
 
 def evaluate_networks(images: Tensor, labels: Tensor, test: ClassDataset, networks: Sequence[str], *,
@@ -249,6 +179,7 @@ def evaluate_networks(images: Tensor, labels: Tensor, test: ClassDataset, networ
         result = evaluate(images, labels, test, network=name, config=train_cfg, seeds=seeds, device=device,
                           num_classes=num_classes, progress=progress, **net_kwargs)
         table[name] = {"mean": result.mean, "std": result.std, "runs": result.runs, "network": name,
+                       "engine": result.engine,
                        "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size, **net_kwargs,
                        "seconds": time.perf_counter() - start}
     return table

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -17,7 +18,9 @@ import torch
 
 from distill.data import ClassDataset
 from distill.distributed import World, resolve_device
+from distill.engine import plan as engine_plan
 from distill.errors import DistillError
+from distill.hardware import machine_info
 from distill.io import write_json
 from distill.settings import config_to_dict
 from nas import metrics
@@ -293,6 +296,10 @@ def run_search(config: SearchConfig, out: Path, *, train: ClassDataset, test: Cl
         "budget": {"small_set_images_seen": matched_budget(config, train.num_classes),
                    "images_seen": {name: int(len(p.images)) * p.epochs for name, p in proxies.items() if p.trains}},
         "proxy_sets": {name: p.description for name, p in proxies.items()},
+        # what the training engine used for each training proxy's candidates (precision, compiled, layout, steps)
+        "train_engine": {name: engine_plan(replace(config.train, epochs=p.epochs), len(p.images), device).to_dict()
+                         for name, p in proxies.items() if p.trains},
+        "machine": machine_info(device),
     }
 
     finished = {(r["arch"], r["proxy"]) for r in done_rows}

@@ -27,7 +27,7 @@ def test_ensemble_forward_equals_each_net(norm):
 # DSA and BatchNorm on batches of 8 amplify over steps: a few steps keep that well under 1e-5.
 @pytest.mark.parametrize("norm,batch,epochs", [("instancenorm", 256, 3), ("instancenorm", 8, 1), ("batchnorm", 8, 1)])
 def test_training_together_equals_training_one_by_one(tiny_dataset, norm, batch, epochs):
-    config = TrainConfig(epochs=epochs, batch_size=batch)
+    config = TrainConfig(epochs=epochs, batch_size=batch, precision="fp32")
     images, labels = tiny_dataset.images[::2], tiny_dataset.labels[::2]  # 30 images: several batches at batch 8
     alone = [train_network(net, images, labels, config, seed=s) for s, net in enumerate(_nets(norm))]
     together = train_networks(_nets(norm), images, labels, config, seeds=[0, 1, 2])
@@ -39,7 +39,7 @@ def test_training_together_equals_training_one_by_one(tiny_dataset, norm, batch,
 
 
 def test_evaluate_together_reports_what_one_by_one_reports(tiny_dataset):
-    config = TrainConfig(epochs=2)
+    config = TrainConfig(epochs=2, precision="fp32")
     kwargs = dict(config=config, seeds=[0, 1], width=8)
     together = evaluate(tiny_dataset.images, tiny_dataset.labels, tiny_dataset, together=True, **kwargs)
     alone = evaluate(tiny_dataset.images, tiny_dataset.labels, tiny_dataset, together=False, **kwargs)

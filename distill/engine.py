@@ -1,0 +1,200 @@
+"""The training engine: every network the toolkit trains goes through :func:`fit`.
+
+Evaluation nets, continual-learning models and NAS-Bench-201 candidates all train here, with one
+:class:`TrainConfig`. The engine owns the training step: SGD and its schedule, DSA, the memory
+layout, the precision and compilation. One function, :func:`plan`, decides what ``auto`` means for
+a run on a device, with the same resolver that distillation uses
+(:func:`distill.hardware.resolve_precision`).
+
+What makes it fast on a CPU (benchmarks/train_speed.py profiles a run and measures each part):
+
+- **bf16 autocast** where the CPU has native bf16 (AVX512-BF16/AMX); fp32 elsewhere, where bf16 is
+  emulated and ~10x slower. Weights, BatchNorm statistics, the loss and the optimizer step stay fp32,
+  as torch's autocast rules have them: only convolutions and the linear layer run in bf16.
+- **torch.compile** of forward, loss and backward: the profile of an evaluation net is convolutions
+  plus memory-bound norm, ReLU and pooling passes, and fusion removes most of the latter. Compiling
+  costs 10-30 s once per architecture and batch shape, so ``auto`` compiles runs of at least
+  :data:`COMPILE_MIN_STEPS` steps only (an evaluation net at 300+ epochs; not a NAS candidate's
+  short run).
+- **channels-last** for compiled steps (eagerly, bf16 convolutions are slower in that layout here).
+- **glibc malloc kept from trimming** (:func:`distill.perf.tune_allocator`): each step frees and
+  re-allocates the same activation buffers, and page-faulting them in again cost a quarter of the
+  time.
+- **no per-step host sync**: the loss is read once per epoch unless a callback asks for every step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from distill.augment import DEFAULT_STRATEGY, DSA
+from distill.errors import DistillError
+from distill.hardware import PRECISIONS, compile_available, resolve_precision
+from distill.perf import tune_allocator
+from distill.seeds import AUGMENT, SHUFFLE, stream
+from distill.settings import checked
+
+#: ``compile = None`` compiles runs of at least this many optimizer steps: compiling costs 10-30 s on
+#: a CPU and saves 0.1-1 s per step of an evaluation net (benchmarks/results/train-speed-*.json).
+COMPILE_MIN_STEPS = 300
+
+
+@dataclass
+@checked
+class TrainConfig:
+    """How a network is trained (defaults: the evaluation protocol of METHOD.md §2)."""
+
+    epochs: int = field(default=1000, metadata={"help": "training epochs", "min": 1})
+    batch_size: int = field(default=256, metadata={"help": "minibatch size", "min": 1})
+    lr: float = field(default=0.01, metadata={"help": "SGD learning rate", "above": 0})
+    momentum: float = field(default=0.9, metadata={"min": 0, "max": 1})
+    weight_decay: float = field(default=5e-4, metadata={"min": 0})
+    nesterov: bool = False
+    schedule: str = field(default="step", metadata={"help": "step (x lr_decay at the midpoint) | cosine",
+                                                    "choices": ("step", "cosine")})
+    lr_decay: float = field(default=0.1, metadata={"above": 0})
+    dsa: bool = field(default=True, metadata={"help": "DSA on every batch"})
+    dsa_strategy: str = DEFAULT_STRATEGY
+    precision: str = field(default="auto", metadata={
+        "help": "auto (bf16 autocast where the CPU or GPU has native bf16, else fp32) | fp32 | bf16",
+        "choices": PRECISIONS})
+    compile: bool | None = field(default=None, metadata={
+        "help": f"torch.compile the training step; unset: runs of >= {COMPILE_MIN_STEPS} steps where a C++ "
+                "compiler or a GPU is present"})
+    channels_last: bool | None = field(default=None, metadata={
+        "help": "channels-last memory layout; unset: when the step is compiled"})
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """What a run uses, decided by :func:`plan`: recorded in every results file."""
+
+    precision: str      # fp32 | bf16
+    compiled: bool
+    channels_last: bool
+    steps: int          # optimizer steps of the whole run
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def steps_per_epoch(num_images: int, batch_size: int) -> int:
+    return math.ceil(num_images / batch_size)
+
+
+def plan(config: TrainConfig, num_images: int, device: torch.device | str = "cpu") -> EnginePlan:
+    """Resolve ``auto`` precision, compilation and layout for ``num_images`` images on ``device``."""
+    device = torch.device(device)
+    steps = config.epochs * steps_per_epoch(max(num_images, 1), config.batch_size)
+    compiled = (config.compile if config.compile is not None
+                else steps >= COMPILE_MIN_STEPS and compile_available(device.type))
+    layout = config.channels_last if config.channels_last is not None else compiled
+    return EnginePlan(resolve_precision(config.precision, device), bool(compiled), bool(layout), steps)
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast for ``precision == "bf16"``, else nothing."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _loss(model: nn.Module, x: Tensor, y: Tensor, precision: str, device_type: str) -> Tensor:
+    """The training loss; under bf16 only the layers autocast lists run in bf16, the loss is fp32."""
+    with autocast(precision, torch.device(device_type)):
+        logits = model(x)
+    return nn.functional.cross_entropy(logits.float(), y)
+
+
+@functools.cache
+def _compiled_loss() -> Callable[..., Tensor]:
+    """:func:`_loss` through torch.compile (one compiled function: new nets of one architecture reuse its
+    graphs). Where compilation fails, dynamo falls back to eager."""
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
+    return torch.compile(_loss, dynamic=False)
+
+
+def sgd(params, config: TrainConfig, num_images: int):  # noqa: ANN001, ANN201 - parameters in, (optimizer, scheduler) out
+    """The SGD optimizer and the per-step learning-rate schedule of ``config``."""
+    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, nesterov=config.nesterov)
+    per_epoch = steps_per_epoch(num_images, config.batch_size)
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * per_epoch))
+    elif config.schedule == "step":
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [config.epochs // 2 * per_epoch],
+                                                         gamma=config.lr_decay)
+    else:
+        raise DistillError(f"unknown schedule {config.schedule!r}; use step or cosine")
+    return optimizer, scheduler
+
+
+def check_set(images: Tensor, labels: Tensor) -> None:
+    if len(images) == 0:
+        raise DistillError("cannot train on an empty set; the memory or synthetic set holds no images")
+    if len(images) != len(labels):
+        raise DistillError(f"{len(images)} images but {len(labels)} labels; pass one label per image")
+
+
+def check_finite(loss: Tensor) -> None:
+    if not torch.isfinite(loss):
+        raise DistillError(f"training loss became {float(loss)}; lower the learning rate (--lr)")
+
+
+def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,
+        device: torch.device | str = "cpu", progress: bool = False,
+        loss_callback: Callable[[float], None] | None = None) -> EnginePlan:
+    """Train ``model`` in place from the weights it has and leave it in eval mode; returns the plan used.
+
+    Shuffling and augmentation come from ``seed``; the end-of-training weights are kept (no early
+    stopping on test data). ``loss_callback`` is called with every minibatch's training loss (a host
+    sync per step; without it the loss is read once per epoch, to stop on NaN).
+    """
+    check_set(images, labels)
+    device = torch.device(device)
+    run = plan(config, len(images), device)
+    tune_allocator()
+    layout = torch.channels_last if run.channels_last else torch.contiguous_format
+    model.to(device).to(memory_format=layout).train()
+    images, labels = images.to(device), labels.to(device)
+    optimizer, scheduler = sgd(model.parameters(), config, len(images))
+    dsa = DSA(config.dsa_strategy if config.dsa else "none")
+    shuffle, augment = stream(seed, SHUFFLE), stream(seed, AUGMENT)
+    loss_fn = _compiled_loss() if run.compiled else _loss
+    for _ in tqdm(range(config.epochs), disable=not progress, desc="train", unit="ep", leave=False):
+        order = torch.randperm(len(images), generator=shuffle).to(device)
+        for start in range(0, len(images), config.batch_size):
+            idx = order[start:start + config.batch_size]
+            x = dsa(images[idx], augment, siamese=False).contiguous(memory_format=layout)
+            loss = loss_fn(model, x, labels[idx], run.precision, device.type)
+            if loss_callback is not None:
+                loss_callback(float(loss.detach()))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        check_finite(loss.detach())
+    model.to(memory_format=torch.contiguous_format).eval()
+    return run
+
+
+def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,
+                  device: torch.device | str = "cpu", progress: bool = False,
+                  loss_callback: Callable[[float], None] | None = None) -> nn.Module:
+    """:func:`fit`, returning the trained model (in eval mode)."""
+    fit(model, images, labels, config, seed=seed, device=device, progress=progress, loss_callback=loss_callback)
+    return model
+
+
+__all__ = ["COMPILE_MIN_STEPS", "EnginePlan", "TrainConfig", "autocast", "check_finite", "check_set", "fit", "plan", "sgd",
+           "steps_per_epoch", "train_network"]
