@@ -132,7 +132,9 @@ def sgd(params, config: TrainConfig, num_images: int):  # noqa: ANN001, ANN201 -
     if config.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * per_epoch))
     elif config.schedule == "step":
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [config.epochs // 2 * per_epoch],
+        # At the midpoint, as DM's code: a 1-epoch run decays at its end, i.e. never (a milestone at step 0
+        # would decay the rate before the first step).
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [max(1, config.epochs // 2) * per_epoch],
                                                          gamma=config.lr_decay)
     else:
         raise DistillError(f"unknown schedule {config.schedule!r}; use step or cosine")

@@ -78,6 +78,10 @@ def test_tiny_two_step_run_writes_every_key(tiny_root, tmp_path, capsys):
     assert results["class_orders"] == {"0": class_order(0, 4), "1": class_order(1, 4)}
     assert set(results["protocols"]) == {"gdumb", "replay"}
     assert set(results["protocols"]["gdumb"]) == {"dm", "random"}
+    engine = results["protocols"]["gdumb"]["dm"]["engine"]  # one per step: what the training engine used
+    assert len(engine) == 2 and {e["precision"] for e in engine} <= {"fp32", "bf16"}
+    assert all(e["compiled"] is False for e in engine)  # compilation is off in the tests (conftest)
+    assert results["protocols"]["replay"]["dm"]["engine"][0]["loop"] == "avalanche Naive"
     assert set(results["protocols"]["replay"]) == {"dm", "random", "class_balanced"}
     for protocol, methods in results["protocols"].items():
         for method, r in methods.items():

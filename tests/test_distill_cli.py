@@ -23,6 +23,9 @@ def test_cli_writes_every_promised_file(cifar_tree, tmp_path):
     assert results["iterations"] == 3 and len(results["loss_curve"]) == 3
     assert set(results["accuracy"]) >= {"mean", "std", "runs"} and len(results["accuracy"]["runs"]) == 2
     assert all(0 <= r <= 100 for r in results["accuracy"]["runs"])
+    # the training engine names what it used (issue 18): precision, compiled or not, layout, steps
+    engine = results["accuracy"]["engine"]
+    assert engine["precision"] in ("fp32", "bf16") and engine["compiled"] is False and engine["steps"] == 2
     config = tomllib.loads((out / "config.toml").read_text())
     assert config["distill"]["iterations"] == 3 and config["distill"]["ipc"] == 1  # preset + flags
     synthetic = SyntheticSet.load(out / "synthetic.pt")

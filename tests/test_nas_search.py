@@ -286,6 +286,9 @@ def test_cli_end_to_end_with_synthetic(tmp_path, tiny_synthetic, monkeypatch, ca
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["space"] == "full" and set(results["summary"]) == {"datadam", "random"}
+    assert set(results["train_engine"]) == {"datadam", "random"}
+    assert results["train_engine"]["datadam"]["precision"] in ("fp32", "bf16")
+    assert results["train_engine"]["datadam"]["compiled"] is False
     assert "rho" in capsys.readouterr().out
 
 
