@@ -61,6 +61,10 @@ class ContinualConfig:
     cache_dir: str | None = field(default=None, metadata={"help": "where distilled memories are cached "
                                                                     "(default: $DISTILL_CACHE_DIR/continual)",
                                                                     "result": False})
+    synthetic: tuple[str, ...] = field(default=(), metadata={
+        "help": "saved sets (synthetic.pt) that serve the memory named by their method instead of distilling it, "
+                "taken class by class (e.g. benchmarks/paper_table.py's 8000-iteration sets); relative paths "
+                "are read from the repository root"})
     distill: DistillConfig = field(default_factory=DistillConfig, metadata={"shares": ("ipc",)})
     train: TrainConfig = field(default_factory=TrainConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)

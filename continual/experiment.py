@@ -21,6 +21,7 @@ from continual.benchmark import check_steps, class_order, experience_classes, fi
 from continual.buffer import DistilledBuffer
 from distill.methods import check_image_size, get_method, list_methods
 from distill.networks import list_networks
+from distill.synthetic import SyntheticSet
 
 from continual.config import CLASS_BALANCED, PROTOCOLS, ContinualConfig
 from continual.metrics import summarise
@@ -30,6 +31,7 @@ from continual.protocols import StepResult, make_class_balanced, network_factory
 log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def validate(cfg: ContinualConfig) -> None:
@@ -52,6 +54,28 @@ def validate(cfg: ContinualConfig) -> None:
         raise DistillError(f"--seeds {cfg.seeds} repeats a seed; list each once")
     if cfg.network not in list_networks():  # else it fails after the first step's distillation
         raise DistillError(f"unknown --network {cfg.network!r}; choose one of {', '.join(list_networks())}")
+
+
+def saved_sets(cfg: ContinualConfig) -> dict[str, SyntheticSet]:
+    """``cfg.synthetic``'s sets by the memory method they serve (their own method); each is checked here,
+    before any step runs: readable, a method of ``cfg.memory``, one set a method, ipc >= ``cfg.ipc``."""
+    sets: dict[str, SyntheticSet] = {}
+    for name in cfg.synthetic:
+        path = Path(name) if Path(name).is_absolute() or Path(name).exists() else REPO / name
+        if not path.is_file():
+            raise DistillError(f"--synthetic {name}: no such file; make it first (benchmarks/paper_table.py "
+                               f"writes the study's sets under .cache/paper-table/) or drop it")
+        synthetic = SyntheticSet.load(path)
+        if synthetic.method not in cfg.memory:
+            raise DistillError(f"--synthetic {name} is a {synthetic.method} set, but --memory is "
+                               f"{','.join(cfg.memory)}; add {synthetic.method} to --memory or drop the file")
+        if synthetic.method in sets:
+            raise DistillError(f"--synthetic names two {synthetic.method} sets; pass one a method")
+        if synthetic.ipc < cfg.ipc:
+            raise DistillError(f"--synthetic {name} holds {synthetic.ipc} images per class, fewer than --ipc "
+                               f"{cfg.ipc}; pass --ipc {synthetic.ipc} or a larger set")
+        sets[synthetic.method] = synthetic
+    return sets
 
 
 def _comparable(cfg: ContinualConfig) -> dict[str, Any]:
@@ -164,6 +188,7 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
     distilled memories come from the cache.
     """
     validate(cfg)
+    saved = saved_sets(cfg)  # read and checked before the data
     device = resolve_device(cfg.device)
     if train is None or test is None:
         train, test = load_data(cfg)
@@ -197,7 +222,8 @@ def run_experiment(cfg: ContinualConfig, out: Path, *, resume: bool = False, tra
         if method == CLASS_BALANCED:
             policy: Any = make_class_balanced(mem_size, num_classes)
         else:
-            policy = DistilledBuffer(mem_size, method=method, distill_config=cfg.distill, ipc=cfg.ipc,
+            policy = DistilledBuffer(mem_size, method=method, synthetic=saved.get(method),
+                                     distill_config=cfg.distill, ipc=cfg.ipc,
                                      seed=cfg.distill_seed if cfg.distill_seed is not None else seed,
                                      device=device, cache_dir=cfg.cache_dir, class_names=train.class_names,
                                      normalization=(train.mean, train.std), progress=show_progress)

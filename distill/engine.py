@@ -114,14 +114,22 @@ def _loss(model: nn.Module, x: Tensor, y: Tensor, precision: str, device_type: s
     return nn.functional.cross_entropy(logits.float(), y)
 
 
+#: Compiled graphs kept for the one compiled loss: one per (architecture, batch shape) seen in a process.
+#: Past dynamo's default of 8 it would silently run eagerly; a study evaluates many cells in one process.
+RECOMPILE_LIMIT = 64
+
+
 @functools.cache
 def _compiled_loss() -> Callable[..., Tensor]:
-    """:func:`_loss` through torch.compile (one compiled function: new nets of one architecture reuse its
-    graphs). Where compilation fails, dynamo falls back to eager."""
+    """:func:`_loss` through torch.compile: new nets of one architecture reuse its graphs. The first
+    batch shape compiles static; a second (the last, smaller batch of an epoch, or a growing continual
+    memory) compiles one graph with a dynamic batch size that serves every later size. Where compilation
+    fails, dynamo falls back to eager."""
     import torch._dynamo
 
     torch._dynamo.config.suppress_errors = True
-    return torch.compile(_loss, dynamic=False)
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    return torch.compile(_loss)
 
 
 def sgd(params, config: TrainConfig, num_images: int):  # noqa: ANN001, ANN201 - parameters in, (optimizer, scheduler) out

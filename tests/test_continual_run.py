@@ -195,3 +195,23 @@ def test_finished_run_is_not_replaced_silently_and_resume_sums_wall_seconds(tiny
 
     assert main(args(tiny_root, out, "--memory", "random", "--seeds", "0", "--ipc", "2", "--overwrite")) == 0
     assert json.loads((out / "results.json").read_text())["wall_seconds"] < 120
+
+
+def test_saved_sets_serve_their_memory_class_by_class(tiny_root, tmp_path):
+    """--synthetic: a saved dm set is the dm memory, taken class by class; nothing is distilled."""
+    from distill.data import load_dataset
+    from distill.methods import DistillConfig, distill
+
+    train = load_dataset("imagefolder", "train", data_root=tiny_root)
+    saved = distill(train, DistillConfig(method="dm", ipc=2, iterations=2, batch_real=8, width=8), seed=5,
+                    progress=False)
+    saved.save(tmp_path / "dm.pt")
+    out = tmp_path / "run"
+    assert main(args(tiny_root, out, "--memory", "dm", "--seeds", "0", "--synthetic", str(tmp_path / "dm.pt"))) == 0
+    results = json.loads((out / "results.json").read_text())
+    dm = results["protocols"]["gdumb"]["dm"]
+    assert dm["seconds"]["distill"] == 0 and dm["memory"]["images"] == [4, 8]
+    # a set of a method that is not a memory of the run is refused before any step, in one line
+    with pytest.raises(DistillError, match="is a dm set, but --memory is random"):
+        main(args(tiny_root, tmp_path / "other", "--memory", "random", "--synthetic", str(tmp_path / "dm.pt"),
+                  "--quiet"))
