@@ -36,6 +36,7 @@ from distill.errors import DistillError  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = ROOT / "benchmarks" / "results" / "paper-table"
 WORK = ROOT / ".cache" / "paper-table"
+RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
 #: The paper's evaluation: epochs per protocol (DM's code: 1000; the public DataDAM code's runs: 1800).
 EPOCHS = {"dm": 1000, "official": 1800}
 NETS = 5
@@ -291,6 +292,19 @@ def plot(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def write_section(path: Path, marker: str, body: str) -> None:
+    """Replace what lies between ``<!-- marker... -->`` and ``<!-- /marker -->`` in ``path`` (atomically)."""
+    import re
+
+    from distill.io import atomic_write_text
+
+    text = path.read_text()
+    pattern = re.compile(rf"(<!-- {re.escape(marker)}[^\n]*-->\n).*?(<!-- /{re.escape(marker)} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"error: {path} has no <!-- {marker} --> ... <!-- /{marker} --> section")
+    atomic_write_text(path, pattern.sub(lambda m: m.group(1) + body.strip() + "\n" + m.group(2), text))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
@@ -321,8 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.render:
         records = load_records(args.dir)
-        print(render_markdown(records))
-        plot(records, args.dir.parent / f"{args.dir.name}.png")
+        table = render_markdown(records)
+        print(table)
+        if records:
+            plot(records, args.dir.parent / f"{args.dir.name}.png")
+        if args.dir == DEFAULT_DIR:
+            write_section(RESULTS_DOC, "paper-table", table if records else "No cell has finished yet.")
         return 0
     args.dir.mkdir(parents=True, exist_ok=True)
     epochs = {"dm": args.epochs_dm, "official": args.epochs_official}

@@ -1,0 +1,72 @@
+"""benchmarks/paper_table.py: cells resume per net, the table is recomputed from the cell files, intervals are Welch's."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import paper_table  # noqa: E402
+
+
+def _rendered_section() -> str:
+    text = (REPO / "docs" / "RESULTS.md").read_text()
+    match = re.search(r"<!-- paper-table:.*?-->\n(.*?)<!-- /paper-table -->", text, flags=re.S)
+    assert match, "docs/RESULTS.md lost its paper-table markers"
+    return match.group(1).strip()
+
+
+def test_results_document_is_the_table_of_the_cell_files():
+    """Every figure of the paper-table section is recomputed from the committed cell JSONs."""
+    records = paper_table.load_records(paper_table.DEFAULT_DIR) if paper_table.DEFAULT_DIR.is_dir() else []
+    section = _rendered_section()
+    if not records:
+        assert "no cell" in section.lower()
+        return
+    assert section.startswith(paper_table.render_markdown(records))
+    for row in paper_table.table_rows(records):  # and the means are the runs' means
+        assert row["mean"] == pytest.approx(statistics.fmean(row["runs"]))
+
+
+def test_welch_interval_matches_scipy():
+    from scipy import stats
+
+    a, b = [54.1, 53.2, 55.0, 54.4, 53.9], [48.8, 49.5, 48.1, 49.0, 48.6]
+    diff, low, high = paper_table.welch_interval(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert diff == pytest.approx(statistics.fmean(a) - statistics.fmean(b))
+    assert (low, high) == pytest.approx((ci.low, ci.high))
+    assert paper_table.verdict((0.5, -0.2, 1.2)).endswith("tie")
+    assert paper_table.verdict((2.0, 1.0, 3.0)).endswith("DataDAM wins")
+    assert paper_table.welch_interval([1.0], [2.0, 3.0]) is None
+
+
+@pytest.mark.slow
+def test_smoke_study_runs_and_resumes_per_net(cifar_tree, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_DATA_ROOT", str(cifar_tree))
+    directory = tmp_path / "cells"
+    argv = ["--smoke", "--dir", str(directory), "--nets", "2", "--epochs-dm", "2", "--epochs-official", "2",
+            "--only", "dm-ipc1-it3-br8-s0,random-ipc1-s0", "--quiet"]
+    assert paper_table.main(argv) == 0
+    cell = json.loads((directory / "dm-ipc1-it3-br8-s0.json").read_text())
+    assert cell["iterations"] == 3 and cell["batch_real"] == 8 and cell["distill"]["iterations"] == 3
+    for protocol in ("dm", "official"):
+        row = cell["evaluation"][protocol]
+        assert len(row["runs"]) == 2 and row["epochs"] == 2 and row["engine"]["precision"] in ("fp32", "bf16")
+        assert row["mean"] == pytest.approx(statistics.fmean(row["runs"]))
+    # one net more on a rerun: the finished nets are kept, only the third trains
+    before = cell["evaluation"]["dm"]["runs"]
+    assert paper_table.main([*argv[:4], "3", *argv[5:]]) == 0
+    after = json.loads((directory / "dm-ipc1-it3-br8-s0.json").read_text())["evaluation"]["dm"]["runs"]
+    assert after[:2] == before and len(after) == 3
+    # another epoch count for finished nets is refused, not mixed in
+    assert paper_table.main([*argv[:4], "4", "--epochs-dm", "5", *argv[7:]]) == 2
+    table = paper_table.render_markdown(paper_table.load_records(directory))
+    assert "| DM | dm |" in table and "(26.0)" in table
