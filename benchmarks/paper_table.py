@@ -63,12 +63,16 @@ class Cell:
     batch_real: int = 256
     seed: int = 0
     protocols: tuple[str, ...] = ("dm", "official")
+    #: where distillation starts: ``real`` (random real images), or a curated selection (``herding``,
+    #: ``kcenter``: that cell's set) made first and passed as ``--init PATH``
+    init: str = "real"
 
     @property
     def name(self) -> str:
         variant = f"-{self.variant}" if self.method == "datadam" else ""
         learned = f"-it{self.iterations}-br{self.batch_real}" if self.learned else ""
-        return f"{self.method}{variant}-ipc{self.ipc}{learned}-s{self.seed}"
+        start = f"-init{self.init}" if self.init != "real" else ""
+        return f"{self.method}{variant}-ipc{self.ipc}{learned}{start}-s{self.seed}"
 
     @property
     def learned(self) -> bool:
@@ -83,6 +87,7 @@ def _cells() -> list[Cell]:
     # costs more than both together (its official evaluation alone is ~50 min a method on 2 cores).
     cells = [Cell(method, ipc) for ipc in (1, 10) for method in ("datadam", "dm")]
     cells += [Cell(method, ipc) for ipc in (1, 10) for method in ("random", "herding", "kcenter")]  # 3. cheap
+    cells.append(Cell("datadam", 10, init="herding"))  # 6. what a curated start is worth, against init = real
     cells += [Cell(method, 50) for method in ("datadam", "dm")]
     cells += [Cell("datadam", ipc, variant="official") for ipc in (1, 10)]  # 2. the other variant
     cells += [Cell(method, 50) for method in ("random", "herding", "kcenter")]
@@ -128,8 +133,15 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     if set_file.is_file():
         synthetic = SyntheticSet.load(set_file)
     else:
+        init = "real"
+        if cell.init != "real":  # the selection's own cell makes the start set (and reuses it if it exists)
+            start = Cell(cell.init, cell.ipc, seed=cell.seed)
+            init = str(work / f"{start.name}.pt")
+            if not Path(init).is_file():
+                distill(train, DistillConfig(method=cell.init, ipc=cell.ipc), seed=cell.seed,
+                        progress=progress).save(init)
         cfg = DistillConfig(method=cell.method, variant=cell.variant, ipc=cell.ipc, iterations=cell.iterations,
-                            batch_real=cell.batch_real, checkpoint_minutes=2.0,
+                            batch_real=cell.batch_real, checkpoint_minutes=2.0, init=init,
                             **({"width": 8, "compile": False} if smoke else {}))
         synthetic = distill(train, cfg, seed=cell.seed, progress=progress, resume=cell.learned,
                             checkpoint=work / f"{cell.name}-checkpoint.pt" if cell.learned else None)

@@ -109,7 +109,9 @@ class DistillConfig:
                                                              "min": 0})
     loss_scale: float | None = field(default=None, metadata={"help": "overall loss factor (100 datadam, 1 dm)",
                                                              "above": 0})
-    init: str = field(default="real", metadata={"help": "real | noise", "choices": ("real", "noise")})
+    init: str = field(default="real", metadata={
+        "help": "real (random real images) | noise | PATH of a saved set to start from: a synthetic.pt (say a "
+                "herding selection), an {images, labels} file, or the DataDAM code's X_images.pt beside X_labels.pt"})
     depth: int = field(default=3, metadata={"help": "encoder ConvNet depth (at most 5 for 32x32 images)", "min": 1})
     width: int = field(default=128, metadata={"help": "encoder ConvNet width", "min": 1})
     dsa_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "DSA groups, or none"})

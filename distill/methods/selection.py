@@ -32,6 +32,53 @@ def random_real(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig,
     return MethodOutput(torch.cat(parts))
 
 
+def saved_start(path: str, train: ClassDataset, classes: Sequence[int], ipc: int) -> torch.Tensor:
+    """The first ``ipc`` images of each of ``classes`` from a saved set, as the start of a distillation.
+
+    ``path`` is a :class:`~distill.synthetic.SyntheticSet` file (ours), a ``{"images", "labels"}`` tensor
+    file, or the public DataDAM code's ``*_images.pt`` with its ``*_labels.pt`` beside it; images in the
+    dataset's normalisation. Checked against the dataset's image shape and classes, and each class must
+    hold ``ipc`` images.
+    """
+    from pathlib import Path
+
+    from distill.synthetic import SyntheticSet
+
+    file = Path(path)
+    if not file.is_file():
+        raise DistillError(f"--init {path}: no such file; pass real, noise, or a saved set")
+    try:
+        loaded = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged or foreign file: one line, not torch's advice
+        raise DistillError(f"--init {path} is not a tensor file torch can read ({type(exc).__name__}); "
+                           f"pass a synthetic.pt or an {{images, labels}} file") from None
+    if isinstance(loaded, dict) and "class_ids" in loaded:
+        synthetic = SyntheticSet.load(file)
+        synthetic.check_compatible(train.class_names, train.image_shape, source=f"--init {path}")
+        images, labels = synthetic.images, synthetic.labels
+    elif isinstance(loaded, dict) and {"images", "labels"} <= set(loaded):
+        images, labels = loaded["images"], loaded["labels"]
+    elif isinstance(loaded, torch.Tensor) and file.name.endswith("_images.pt") and \
+            file.with_name(file.name[:-len("_images.pt")] + "_labels.pt").is_file():
+        images = loaded
+        labels = torch.load(file.with_name(file.name[:-len("_images.pt")] + "_labels.pt"), weights_only=True)
+    else:
+        raise DistillError(f"--init {path} holds neither a synthetic set nor {{images, labels}}; "
+                           f"pass a synthetic.pt, an {{images, labels}} file or X_images.pt beside X_labels.pt")
+    images, labels = images.float(), labels.round().long().view(-1)
+    if tuple(images.shape[1:]) != tuple(train.image_shape) or len(images) != len(labels):
+        raise DistillError(f"--init {path}: {len(labels)} labels for images of shape {tuple(images.shape)}, "
+                           f"but the dataset's images are {tuple(train.image_shape)}; pass a set of this dataset")
+    parts = []
+    for c in classes:
+        mine = images[labels == c]
+        if len(mine) < ipc:
+            raise DistillError(f"--init {path} holds {len(mine)} images of class {c}, fewer than ipc {ipc}; "
+                               f"lower --ipc or pass a larger set")
+        parts.append(mine[:ipc])
+    return torch.cat(parts)
+
+
 @register_method("herding", reads=_READS)
 @torch.no_grad()
 def herding(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
