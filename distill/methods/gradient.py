@@ -95,7 +95,7 @@ def run_gradient_matching(train: ClassDataset, classes: Sequence[int], cfg: Dist
                   width=cfg.width, norm=cfg.norm).to(device)
     real_by_class = [train.images_of(c).to(device) for c in classes]
     dsa = DSA(cfg.dsa_strategy if cfg.method == "dsa" else "none")
-    inner = inner_train_config(cfg)
+    inner = inner_train_config(cfg) if cfg.inner_loop > 0 else None
 
     def step(it: int) -> float:
         init_parameters(net, stream(seed, NET, it))
@@ -115,7 +115,7 @@ def run_gradient_matching(train: ClassDataset, classes: Sequence[int], cfg: Dist
                 loss.backward(inputs=[syn])  # per class: one class's graph alive at a time
                 total += float(loss.detach())
             optimizer.step()
-            if ol < cfg.outer_loop - 1 and cfg.inner_loop > 0:
+            if ol < cfg.outer_loop - 1 and inner is not None:
                 fit(net, syn.detach(), labels, inner, seed=seed_of(stream(seed, INNER_TRAIN, it, ol)), device=device)
         return total / (k * cfg.outer_loop)  # the mean over classes and updates, as the public code prints it
 
