@@ -61,11 +61,16 @@ def gradient_distance(real: Sequence[Tensor], syn: Sequence[Tensor]) -> Tensor:
     return total
 
 
+def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy in fp32 or wider: bf16 logits are promoted, float64 ones (gradient checks) kept."""
+    return F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), labels)
+
+
 def class_gradients(net: nn.Module, x: Tensor, label: int, *, create_graph: bool, precision: str) -> tuple[Tensor, ...]:
     """Gradients of the cross-entropy of ``x`` (all of class ``label``) with respect to ``net``'s parameters."""
     with autocast(precision, x.device):
         logits = net(x)
-    loss = F.cross_entropy(logits.float(), torch.full((len(x),), label, device=x.device))
+    loss = cross_entropy(logits, torch.full((len(x),), label, device=x.device))
     return torch.autograd.grad(loss, list(net.parameters()), create_graph=create_graph)
 
 
@@ -132,5 +137,5 @@ def gradient_matching(train: ClassDataset, classes: Sequence[int], config: Disti
     return run_gradient_matching(train, classes, config, **kwargs)
 
 
-__all__ = ["BATCH_TRAIN", "LOOPS", "PRESETS", "class_gradients", "gradient_defaults", "gradient_distance",
+__all__ = ["BATCH_TRAIN", "LOOPS", "PRESETS", "class_gradients", "cross_entropy", "gradient_defaults", "gradient_distance",
            "inner_train_config", "run_gradient_matching"]

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -29,6 +28,7 @@ from distill.engine import TrainConfig, autocast, fit
 from distill.errors import DistillError
 from distill.io import atomic_torch_save
 from distill.methods import DistillConfig, MethodOutput, register_method
+from distill.methods.gradient import cross_entropy
 from distill.methods.loop import initial_images, run_loop
 from distill.networks import ConvNet, init_parameters
 from distill.seeds import EXPERT_EPOCH, EXPERT_NET, STEP, seed_of, stream
@@ -94,15 +94,16 @@ def trajectory_loss(net: nn.Module, start: Tensor, target: Tensor, images: Tenso
     Every step sees all synthetic images (the public code's ``batch_syn`` default) with a fresh DSA draw per
     image; the student's graph is kept, so the result is differentiable in ``images`` and ``lr``.
     """
-    theta = start.detach().clone().requires_grad_(True)
-    for _ in range(syn_steps):
-        x = dsa(images, generator, siamese=False)
-        with autocast(precision, x.device):
-            logits = functional_call(net, unflatten(net, theta), (x,))
-        ce = F.cross_entropy(logits.float(), labels)
-        grad = torch.autograd.grad(ce, theta, create_graph=True)[0]
-        theta = theta - lr * grad
-    return ((theta - target) ** 2).sum() / ((start - target) ** 2).sum()
+    with torch.enable_grad():  # the student's steps need their gradients, also under no_grad (a loss probe)
+        theta = start.detach().clone().requires_grad_(True)
+        for _ in range(syn_steps):
+            x = dsa(images, generator, siamese=False)
+            with autocast(precision, x.device):
+                logits = functional_call(net, unflatten(net, theta), (x,))
+            ce = cross_entropy(logits, labels)
+            grad = torch.autograd.grad(ce, theta, create_graph=True)[0]
+            theta = theta - lr * grad
+        return ((theta - target) ** 2).sum() / ((start - target) ** 2).sum()
 
 
 # --------------------------------------------------------------------------------------------- experts
