@@ -15,6 +15,8 @@ KCENTER_START, FORGET_NET, FORGET_SHUFFLE, FORGET_TIES = 20, 21, 22, 23
 #: Gradient and trajectory matching (distill.methods.gradient, .trajectory): the inner-loop training of the
 #: network on the synthetic set; an MTT expert's initial weights, and the shuffling/DSA of each of its epochs.
 INNER_TRAIN, EXPERT_NET, EXPERT_EPOCH = 30, 31, 32
+#: CAFE (distill.methods.cafe): the real images of its accuracy probes.
+PROBE = 33
 
 
 def stream(seed: int, *keys: int) -> torch.Generator:
@@ -34,4 +36,5 @@ def real_indices(count: int, n: int, generator: torch.Generator) -> torch.Tensor
 
 
 __all__ = ["AUGMENT", "EXPERT_EPOCH", "EXPERT_NET", "FORGET_NET", "FORGET_SHUFFLE", "FORGET_TIES", "HERDING", "INIT",
-           "INNER_TRAIN", "KCENTER_START", "NET", "SHUFFLE", "STEP", "TRAIN", "real_indices", "seed_of", "stream"]
+           "INNER_TRAIN", "KCENTER_START", "NET", "PROBE", "SHUFFLE", "STEP", "TRAIN", "real_indices", "seed_of",
+           "stream"]

@@ -41,7 +41,8 @@ def test_defaults_are_the_public_codes(ipc, loops):
 
 
 def test_inner_loop_is_plain_sgd_at_lr_net():
-    train = inner_train_config(DistillConfig(method="dc", ipc=10).resolved("cpu"))
+    cfg = DistillConfig(method="dc", ipc=10).resolved("cpu")
+    train = inner_train_config(cfg, epochs=cfg.inner_loop, dsa=False)
     assert (train.epochs, train.lr, train.momentum, train.weight_decay, train.lr_decay, train.dsa) == \
         (50, 0.01, 0.0, 0.0, 1.0, False)
 

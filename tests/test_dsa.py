@@ -4,7 +4,7 @@ import torch
 
 from distill.augment import DSA
 from distill.methods import DistillConfig, distill, get_method, list_methods
-from distill.methods.gradient import inner_train_config
+from distill.methods import gradient
 
 
 def _recording(monkeypatch):
@@ -38,8 +38,12 @@ def test_dc_augments_nothing_and_dsa_augments_its_inner_loop(tiny_dataset, monke
     distill(tiny_dataset, DistillConfig(method="dc", ipc=1, iterations=1, outer_loop=1, inner_loop=0, batch_real=4,
                                         depth=2, width=8, precision="fp32"), seed=0, progress=False)
     assert calls and all(p is None for p, _ in calls)
-    assert inner_train_config(DistillConfig(method="dsa", ipc=10).resolved("cpu")).dsa
-    assert not inner_train_config(DistillConfig(method="dc", ipc=10).resolved("cpu")).dsa
+    inner = []
+    monkeypatch.setattr(gradient, "fit", lambda net, images, labels, config, **kw: inner.append(config))
+    for method in ("dc", "dsa"):
+        distill(tiny_dataset, DistillConfig(method=method, ipc=1, iterations=1, outer_loop=2, inner_loop=3,
+                                            batch_real=4, depth=2, width=8, precision="fp32"), progress=False)
+    assert [(c.dsa, c.epochs) for c in inner] == [(False, 3), (True, 3)]  # dsa augments its inner loop too
 
 
 def test_registered_and_runs_its_smoke_preset_in_seconds(tiny_dataset):

@@ -367,7 +367,7 @@ def _matching(train: ClassDataset, classes: Sequence[int], config: DistillConfig
 
 
 from distill.methods import coreset, selection  # noqa: E402,F401  (register random, herding, kcenter, forgetting)
-from distill.methods import gradient, trajectory  # noqa: E402,F401  (register dc, dsa, mtt)
+from distill.methods import cafe, gradient, trajectory  # noqa: E402,F401  (register dc, dsa, mtt, cafe)
 
 #: The methods registered when this module loads (call :func:`list_methods` for the current ones).
 METHODS = tuple(list_methods())

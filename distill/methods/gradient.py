@@ -74,10 +74,10 @@ def class_gradients(net: nn.Module, x: Tensor, label: int, *, create_graph: bool
     return torch.autograd.grad(loss, list(net.parameters()), create_graph=create_graph)
 
 
-def inner_train_config(cfg: DistillConfig) -> TrainConfig:
-    """The public code's inner loop: plain SGD at ``lr_net`` (no momentum, no decay), DSA per image for dsa."""
-    return TrainConfig(epochs=cfg.inner_loop, batch_size=BATCH_TRAIN, lr=cfg.lr_net, momentum=0.0, weight_decay=0.0,
-                       lr_decay=1.0, dsa=cfg.method == "dsa", dsa_strategy=cfg.dsa_strategy, precision=cfg.precision,
+def inner_train_config(cfg: DistillConfig, *, epochs: int, dsa: bool) -> TrainConfig:
+    """The public code's inner loop: plain SGD at ``lr_net`` (no momentum, no decay), DSA per image if ``dsa``."""
+    return TrainConfig(epochs=epochs, batch_size=BATCH_TRAIN, lr=cfg.lr_net, momentum=0.0, weight_decay=0.0,
+                       lr_decay=1.0, dsa=dsa, dsa_strategy=cfg.dsa_strategy, precision=cfg.precision,
                        compile=False, channels_last=False)
 
 
@@ -100,7 +100,7 @@ def run_gradient_matching(train: ClassDataset, classes: Sequence[int], cfg: Dist
                   width=cfg.width, norm=cfg.norm).to(device)
     real_by_class = [train.images_of(c).to(device) for c in classes]
     dsa = DSA(cfg.dsa_strategy if cfg.method == "dsa" else "none")
-    inner = inner_train_config(cfg) if cfg.inner_loop > 0 else None
+    inner = inner_train_config(cfg, epochs=cfg.inner_loop, dsa=bool(dsa.groups)) if cfg.inner_loop > 0 else None
 
     def step(it: int) -> float:
         init_parameters(net, stream(seed, NET, it))
@@ -137,5 +137,5 @@ def gradient_matching(train: ClassDataset, classes: Sequence[int], config: Disti
     return run_gradient_matching(train, classes, config, **kwargs)
 
 
-__all__ = ["BATCH_TRAIN", "LOOPS", "PRESETS", "class_gradients", "cross_entropy", "gradient_defaults", "gradient_distance",
-           "inner_train_config", "run_gradient_matching"]
+__all__ = ["BATCH_TRAIN", "LOOPS", "PRESETS", "class_gradients", "cross_entropy", "gradient_defaults",
+           "gradient_distance", "inner_train_config", "run_gradient_matching"]
