@@ -9,7 +9,7 @@ ours, and both as ratios to DM, since the machines differ. Images are random ten
 shape: the cost does not depend on the pixels.
 
 Usage: python benchmarks/distill_cost.py [--ipcs 1,10,50] [--methods dc,dsa,dm,mtt,cafe,datadam] [--iters 3]
-                                         [--device cpu|cuda] [--smoke] [--out FILE]
+                                         [--device cpu|cuda] [--smoke | --preset cpu] [--out FILE]
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ def _child(spec: dict) -> dict:
                 "outer_loop", "inner_loop", "syn_steps", "batch_real", "width", "depth", "zca")}}
 
 
-def _overrides(method: str, ipc: int, smoke: bool) -> dict:
+def _overrides(method: str, ipc: int, smoke: bool, preset: str | None) -> dict:
+    """The smoke setting, or a method's own named preset (its iterations aside: the benchmark sets those)."""
+    if preset is not None:
+        return {k: v for k, v in get_method(method).presets.get(preset, {}).items() if k != "iterations"}
     if not smoke:
         return {}
     out = {k: SMOKE[k] for k in ("depth", "width", "batch_real")}
@@ -97,6 +100,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--per-class", type=int, default=500, help="real images per class (random tensors)")
     parser.add_argument("--smoke", action="store_true", help="a tiny setting that checks the script in seconds")
+    parser.add_argument("--preset", default=None, help="apply each method's own preset (e.g. cpu: MTT with 2 experts "
+                                                       "x 4 epochs); default: the paper's settings")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per (method, ipc) before it is skipped")
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/distill-cost[-smoke].json)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -115,7 +120,7 @@ def main() -> None:
         for method in methods:
             spec = {"method": method, "ipc": ipc, "iters": args.iters, "device": args.device,
                     "threads": args.threads, "classes": classes, "per_class": per_class, "size": size,
-                    "overrides": _overrides(method, ipc, args.smoke)}
+                    "overrides": _overrides(method, ipc, args.smoke, args.preset)}
             record = {"method": method, "ipc": ipc, "paper_seconds": PAPER_SECONDS.get(method, {}).get(ipc)}
             try:
                 done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
@@ -133,7 +138,7 @@ def main() -> None:
         "distill-cost-smoke.json" if args.smoke else f"distill-cost-{args.device}.json")
     write_json(out, {"settings": {"ipcs": ipcs, "methods": methods, "iters": args.iters, "device": args.device,
                                   "threads": args.threads, "classes": classes, "per_class": per_class,
-                                  "smoke": args.smoke},
+                                  "smoke": args.smoke, "preset": args.preset},
                      "machine": machine_info(args.device), "records": records,
                      "paper": {"seconds": PAPER_SECONDS, "note": "GPU figures of the DataDAM paper's cost table; "
                                "compare ratios to DM, not seconds, across machines"}})
