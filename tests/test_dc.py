@@ -88,3 +88,13 @@ def test_refuses_an_ipc_without_loop_counts_and_batchnorm(tiny_dataset):
     with pytest.raises(DistillError, match="instancenorm"):
         distill(tiny_dataset, DistillConfig(method="dc", ipc=1, iterations=1, width=8, depth=2, norm="batchnorm"),
                 progress=False)
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tiny_dataset, tmp_path):
+    smoke = {**get_method("dc").presets["smoke"], "checkpoint_minutes": 0.0}
+    cfg = DistillConfig(method="dc", ipc=1, precision="fp32", **{**smoke, "iterations": 3})
+    whole = distill(tiny_dataset, cfg, seed=2, progress=False)
+    part = DistillConfig(method="dc", ipc=1, precision="fp32", **{**smoke, "iterations": 1})
+    distill(tiny_dataset, part, seed=2, progress=False, checkpoint=tmp_path / "ck.pt")
+    resumed = distill(tiny_dataset, cfg, seed=2, progress=False, checkpoint=tmp_path / "ck.pt", resume=True)
+    assert resumed.iterations == 3 and torch.equal(resumed.images, whole.images)

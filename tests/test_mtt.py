@@ -96,3 +96,13 @@ def test_registered_and_runs_its_smoke_preset_in_seconds(tiny_dataset):
 def test_refuses_segments_beyond_the_experts(tiny_dataset):
     with pytest.raises(DistillError, match="expert-train-epochs"):
         distill(tiny_dataset, _smoke(max_start_epoch=2, expert_epochs=1, expert_train_epochs=2), progress=False)
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tiny_dataset, tmp_path):
+    whole = distill(tiny_dataset, _smoke(iterations=3, checkpoint_minutes=0.0), seed=2, progress=False)
+    distill(tiny_dataset, _smoke(iterations=1, checkpoint_minutes=0.0), seed=2, progress=False,
+            checkpoint=tmp_path / "ck.pt")
+    resumed = distill(tiny_dataset, _smoke(iterations=3, checkpoint_minutes=0.0), seed=2, progress=False,
+                      checkpoint=tmp_path / "ck.pt", resume=True)
+    assert torch.equal(resumed.images, whole.images)
+    assert resumed.config["learned_lr"] == whole.config["learned_lr"]  # the lr and both optimizers resumed too
