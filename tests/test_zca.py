@@ -6,6 +6,7 @@ import torch
 from distill.data import from_tensors
 from distill.errors import DistillError
 from distill.methods import DistillConfig, distill
+from distill.synthetic import SyntheticSet
 from distill.testing import tiny_dataset
 from distill.zca import ZCA, fit_zca, fit_zca_cached, whiten_dataset, zca_of
 
@@ -56,7 +57,7 @@ def test_cached_fit_equals_a_fresh_one_and_refuses_other_shapes():
         first.whiten(torch.zeros(2, 3, 8, 8))
 
 
-def test_a_distilled_set_records_the_statistics_it_was_whitened_with():
+def test_a_distilled_set_records_the_statistics_it_was_whitened_with(tmp_path):
     train = _train()
     cfg = DistillConfig(method="random", ipc=3, zca=True)
     whitened = distill(train, cfg, seed=2, progress=False)
@@ -66,3 +67,5 @@ def test_a_distilled_set_records_the_statistics_it_was_whitened_with():
     assert whitened.config["zca"] is True
     assert torch.allclose(zca.mean, fit_zca(train).mean)
     assert torch.allclose(zca.unwhiten(whitened.images), plain.images, atol=1e-4)
+    whitened.save(tmp_path / "set.pt")  # the statistics travel with the file
+    assert torch.equal(zca_of(SyntheticSet.load(tmp_path / "set.pt")).eigvecs, zca.eigvecs)
