@@ -12,6 +12,10 @@ from distill.data import cache_dir
 
 #: ``field(metadata={RESULT: False})``: the field never changes a result (device, threads, memory layout).
 RESULT = "result"
+#: ``field(metadata={KEY: "when set"})``: the field enters a key only when it holds a value (not None or
+#: False), so that a knob added for another method leaves the keys of every existing cache entry,
+#: checkpoint and run unchanged.
+KEY = "key"
 #: ``field(metadata={RESUME: "extend"})``: a resumed run may change the field; it extends the run
 #: (more seeds, more candidates, another ranking) and keeps what is done.
 RESUME = "resume"
@@ -32,6 +36,8 @@ def fingerprint(config: Any, *, resume: bool = False) -> dict[str, Any]:
         if f.metadata.get(RESULT, True) is False or (resume and f.metadata.get(RESUME) == "extend"):
             continue
         value = getattr(config, f.name)
+        if f.metadata.get(KEY) == "when set" and value in (None, False):
+            continue
         out[f.name] = fingerprint(value, resume=resume) if dataclasses.is_dataclass(value) else _plain(value)
     return out
 

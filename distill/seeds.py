@@ -12,6 +12,11 @@ INIT, NET, STEP, HERDING = 0, 1, 2, 3
 TRAIN, SHUFFLE, AUGMENT = 10, 11, 12
 #: Coreset selection (distill.methods.coreset): k-center's first centre; forgetting's net, batch order, ties.
 KCENTER_START, FORGET_NET, FORGET_SHUFFLE, FORGET_TIES = 20, 21, 22, 23
+#: Gradient and trajectory matching (distill.methods.gradient, .trajectory): the inner-loop training of the
+#: network on the synthetic set; an MTT expert's initial weights, and the shuffling/DSA of each of its epochs.
+INNER_TRAIN, EXPERT_NET, EXPERT_EPOCH = 30, 31, 32
+#: CAFE (distill.methods.cafe): the real images of its accuracy probes.
+PROBE = 33
 
 
 def stream(seed: int, *keys: int) -> torch.Generator:
@@ -20,10 +25,16 @@ def stream(seed: int, *keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
+def seed_of(generator: torch.Generator) -> int:
+    """An integer seed drawn from ``generator``, for APIs that take a seed (``distill.engine.fit``)."""
+    return int(torch.randint(2**31 - 1, (1,), generator=generator))
+
+
 def real_indices(count: int, n: int, generator: torch.Generator) -> torch.Tensor:
     """``n`` distinct positions out of ``count`` (all of them, shuffled, if there are fewer)."""
     return torch.randperm(count, generator=generator)[:n]
 
 
-__all__ = ["AUGMENT", "FORGET_NET", "FORGET_SHUFFLE", "FORGET_TIES", "HERDING", "INIT", "KCENTER_START", "NET",
-           "SHUFFLE", "STEP", "TRAIN", "real_indices", "stream"]
+__all__ = ["AUGMENT", "EXPERT_EPOCH", "EXPERT_NET", "FORGET_NET", "FORGET_SHUFFLE", "FORGET_TIES", "HERDING", "INIT",
+           "INNER_TRAIN", "KCENTER_START", "NET", "PROBE", "SHUFFLE", "STEP", "TRAIN", "real_indices", "seed_of",
+           "stream"]

@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -44,14 +44,20 @@ class MethodSpec:
     iterates: bool = False
     #: a class's images depend on that class's data alone, so classes may be distilled apart (forgetting: no)
     per_class: bool = True
+    #: the method's own values for the DistillConfig fields left ``None``, given the ipc (its public code's)
+    defaults: Callable[[int], Mapping[str, Any]] | None = None
+    #: named DistillConfig overrides: ``paper`` (the published run) and ``cpu``/``smoke`` (what a CPU affords)
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
 def register_method(name: str, *, reads: Sequence[str] | None = None, encoder: bool = True,
-                    iterates: bool = False,
-                    per_class: bool = True) -> Callable[[Callable[..., "MethodOutput"]], Callable[..., "MethodOutput"]]:
+                    iterates: bool = False, per_class: bool = True,
+                    defaults: Callable[[int], Mapping[str, Any]] | None = None,
+                    presets: Mapping[str, Mapping[str, Any]] | None = None,
+                    ) -> Callable[[Callable[..., "MethodOutput"]], Callable[..., "MethodOutput"]]:
     """Decorator: register ``fn(train, classes, config, *, seed, device, ...) -> MethodOutput`` as ``name``.
 
     Args:
@@ -59,12 +65,14 @@ def register_method(name: str, *, reads: Sequence[str] | None = None, encoder: b
         encoder: the method runs a ConvNet encoder (the image size is checked against its depth).
         iterates: the method is an optimisation loop that checkpoints and reports every step.
         per_class: a class's result depends on its own images only (False: the classes of a call are coupled).
+        defaults: ``ipc -> {field: value}``, the method's values for the config fields left ``None``.
+        presets: named config overrides (``paper``, ``cpu``, ``smoke``) that the method documents.
     """
 
     if name in _REGISTRY:
         raise ValueError(f"method {name!r} is already registered")
     return functools.partial(_add, name=name, reads=tuple(reads) if reads is not None else None, encoder=encoder,
-                             iterates=iterates, per_class=per_class)
+                             iterates=iterates, per_class=per_class, defaults=defaults, presets=dict(presets or {}))
 
 
 def _add(fn: Callable[..., "MethodOutput"], **spec: Any) -> Callable[..., "MethodOutput"]:
@@ -96,6 +104,8 @@ class DistillConfig:
                                                             "official (batchnorm, p=1, batch_real 64)",
                                                     "choices": tuple(VARIANTS)})
     ipc: int = field(default=10, metadata={"help": "synthetic images per class", "min": 1})
+    # The help keeps its text (tests/test_bad_inputs.py reads it); for dc/dsa an iteration is a fresh network,
+    # for mtt an expert segment.
     iterations: int = field(default=8000, metadata={"help": "optimisation steps (datadam, dm)", "min": 1})
     batch_real: int | None = field(default=None, metadata={"help": "real images per class per step "
                                                                    "(256 paper, 64 official)", "min": 1})
@@ -109,6 +119,29 @@ class DistillConfig:
                                                              "min": 0})
     loss_scale: float | None = field(default=None, metadata={"help": "overall loss factor (100 datadam, 1 dm)",
                                                              "above": 0})
+    zca: bool | None = field(default=None, metadata={"key": "when set", 
+        "help": "ZCA-whiten the real images (fit on the training set) before distilling; the set then holds "
+                "whitened images and the statistics to whiten test images alike (unset: mtt per ipc, else off)"})
+    outer_loop: int | None = field(default=None, metadata={"key": "when set", 
+        "help": "dc, dsa: image updates per fresh network (1/10/50 at ipc 1/10/50)", "min": 1})
+    inner_loop: int | None = field(default=None, metadata={"key": "when set", 
+        "help": "dc, dsa: epochs training the network on the synthetic set between updates (1/50/10)", "min": 0})
+    lr_net: float | None = field(default=None, metadata={"key": "when set", "help": "dc, dsa: inner-loop learning rate (0.01)",
+                                                         "above": 0})
+    syn_steps: int | None = field(default=None, metadata={"key": "when set", "help": "mtt: student steps on the synthetic set",
+                                                          "min": 1})
+    expert_epochs: int | None = field(default=None, metadata={"key": "when set", "help": "mtt: expert epochs the student must cover",
+                                                              "min": 1})
+    max_start_epoch: int | None = field(default=None, metadata={"key": "when set", 
+        "help": "mtt: segments start at an expert epoch below this", "min": 1})
+    lr_lr: float | None = field(default=None, metadata={"key": "when set", "help": "mtt: learning rate of the learnable student lr",
+                                                        "min": 0})
+    lr_teacher: float | None = field(default=None, metadata={"key": "when set", "help": "mtt: initial student learning rate",
+                                                             "above": 0})
+    num_experts: int | None = field(default=None, metadata={"key": "when set", "help": "mtt: expert trajectories trained (100)",
+                                                            "min": 1})
+    expert_train_epochs: int | None = field(default=None, metadata={"key": "when set", "help": "mtt: epochs per expert (50)",
+                                                                    "min": 1})
     init: str = field(default="real", metadata={
         "help": "real (random real images) | noise | PATH of a saved set to start from: a synthetic.pt (say a "
                 "herding selection), an {images, labels} file, or the DataDAM code's X_images.pt beside X_labels.pt"})
@@ -134,22 +167,25 @@ class DistillConfig:
 
         ``device`` decides ``precision = "auto"`` and ``compile = None``: the GPU if one is visible, else the CPU.
         """
-        get_method(self.method)  # an unknown one fails here, naming the registered ones
+        spec = get_method(self.method)  # an unknown one fails here, naming the registered ones
         if self.variant not in VARIANTS:
             raise DistillError(f"unknown variant {self.variant!r}; choose paper or official")
-        variant = VARIANTS[self.variant] if self.method == "datadam" else VARIANTS["paper"]
+        own = spec.defaults(self.ipc) if spec.defaults is not None else {}
+        cfg = replace(self, **{k: v for k, v in own.items() if getattr(self, k) is None})  # the method's values first
+        variant = VARIANTS[cfg.variant] if cfg.method == "datadam" else VARIANTS["paper"]
         device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-        is_dm = self.method == "dm"
+        is_dm = cfg.method == "dm"
         return replace(
-            self,
-            batch_real=self.batch_real if self.batch_real is not None else variant["batch_real"],
-            power=self.power if self.power is not None else variant["power"],
-            norm=self.norm if self.norm is not None else variant["norm"],
-            lr_img=self.lr_img if self.lr_img is not None else (1.0 if self.ipc <= 50 else 10.0),
-            lambda_mmd=self.lambda_mmd if self.lambda_mmd is not None else (1.0 if is_dm else 0.01),
-            loss_scale=self.loss_scale if self.loss_scale is not None else (1.0 if is_dm else 100.0),
-            precision=resolve_precision(self.precision, device),
-            compile=self.compile if self.compile is not None else compile_available(device.type),
+            cfg,
+            batch_real=cfg.batch_real if cfg.batch_real is not None else variant["batch_real"],
+            power=cfg.power if cfg.power is not None else variant["power"],
+            norm=cfg.norm if cfg.norm is not None else variant["norm"],
+            lr_img=cfg.lr_img if cfg.lr_img is not None else (1.0 if cfg.ipc <= 50 else 10.0),
+            lambda_mmd=cfg.lambda_mmd if cfg.lambda_mmd is not None else (1.0 if is_dm else 0.01),
+            loss_scale=cfg.loss_scale if cfg.loss_scale is not None else (1.0 if is_dm else 100.0),
+            precision=resolve_precision(cfg.precision, device),
+            compile=cfg.compile if cfg.compile is not None else compile_available(device.type),
+            zca=bool(cfg.zca),
         )
 
 
@@ -158,6 +194,8 @@ class MethodOutput:
     images: torch.Tensor
     iterations: int = 0
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
+    #: what else the method learned, recorded in the set's config (MTT's learned student lr)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # Knobs that scale the loss or its gradient: the first suspects when it becomes NaN or inf.
@@ -251,6 +289,12 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
                            f"({train.num_classes} classes); pass classes that are present")
     if len(set(classes)) != len(classes):
         raise DistillError(f"classes {classes} repeat; pass each class once")
+    zca = None
+    if cfg.zca:  # every method sees whitened images; the set records the statistics to whiten test images
+        from distill.zca import fit_zca_cached, whiten_dataset
+
+        zca = fit_zca_cached(train)
+        train = whiten_dataset(train, zca)
     checkpoint = Path(checkpoint) if checkpoint else None
     before = _seconds_before(checkpoint) if resume and checkpoint is not None else 0.0
     start = time.perf_counter()
@@ -278,6 +322,9 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
             record_seconds()
     record = config_to_dict(cfg)
     record["loss_curve"] = [list(p) for p in output.loss_curve]
+    record.update(output.extra)
+    if zca is not None:
+        record["zca_statistics"] = zca.state_dict()
     return SyntheticSet(images=output.images, labels=torch.tensor(classes).repeat_interleave(cfg.ipc),
                         class_ids=classes, class_names=train.class_names, mean=train.mean, std=train.std,
                         ipc=cfg.ipc, method=cfg.method, config=record, seed=seed, iterations=output.iterations,
@@ -322,6 +369,7 @@ def _matching(train: ClassDataset, classes: Sequence[int], config: DistillConfig
 
 
 from distill.methods import coreset, selection  # noqa: E402,F401  (register random, herding, kcenter, forgetting)
+from distill.methods import cafe, gradient, trajectory  # noqa: E402,F401  (register dc, dsa, mtt, cafe)
 
 #: The methods registered when this module loads (call :func:`list_methods` for the current ones).
 METHODS = tuple(list_methods())

@@ -1,0 +1,71 @@
+"""ZCA whitening: invertible, fit on the training set only, and recorded in the set it produced."""
+
+import pytest
+import torch
+
+from distill.data import from_tensors
+from distill.errors import DistillError
+from distill.methods import DistillConfig, distill
+from distill.synthetic import SyntheticSet
+from distill.testing import tiny_dataset
+from distill.zca import ZCA, fit_zca, fit_zca_cached, whiten_dataset, zca_of
+
+
+def _train():
+    return tiny_dataset(3, 40, size=4, mean=0.5, std=0.25)
+
+
+def test_whiten_then_unwhiten_is_the_identity():
+    train = _train()
+    zca = fit_zca(train)
+    back = zca.unwhiten(zca.whiten(train.images))
+    assert (back - train.images).abs().max() < 1e-4
+
+
+def test_whitening_is_kornias_formula_on_pixels():
+    train = _train()
+    zca = fit_zca(train, eps=0.1)
+    pixels = (train.images * 0.25 + 0.5).flatten(1).double()
+    centred = pixels - pixels.mean(0)
+    cov = centred.T @ centred / (len(pixels) - 1)
+    u, s, _ = torch.linalg.svd(cov)
+    transform = u @ torch.diag((s + 0.1).rsqrt()) @ u.T
+    expected = (centred @ transform).float().view_as(train.images)
+    assert torch.allclose(zca.whiten(train.images), expected, atol=1e-4)
+
+
+def test_the_test_set_is_whitened_with_the_training_statistics():
+    train = _train()
+    shifted = from_tensors(train.images[:12] + 1.0, train.labels[:12], train.class_names, mean=train.mean,
+                           std=train.std)
+    zca = fit_zca(train)
+    white = whiten_dataset(shifted, zca)
+    assert torch.allclose(white.images, zca.whiten(shifted.images))
+    # the training mean is subtracted, not the test set's own: fit on itself, a set whitens to mean 0
+    own = fit_zca(shifted).whiten(shifted.images)
+    assert own.mean(0).abs().max() < 1e-4
+    assert white.images.mean(0).abs().max() > 0.05
+    assert not torch.allclose(white.images, own, atol=1e-2)
+    assert torch.equal(white.labels, shifted.labels) and white.class_names == shifted.class_names
+
+
+def test_cached_fit_equals_a_fresh_one_and_refuses_other_shapes():
+    train = _train()
+    first, again = fit_zca_cached(train), fit_zca_cached(train)
+    assert torch.equal(first.eigvecs, again.eigvecs) and torch.allclose(first.mean, fit_zca(train).mean)
+    with pytest.raises(DistillError, match="values"):
+        first.whiten(torch.zeros(2, 3, 8, 8))
+
+
+def test_a_distilled_set_records_the_statistics_it_was_whitened_with(tmp_path):
+    train = _train()
+    cfg = DistillConfig(method="random", ipc=3, zca=True)
+    whitened = distill(train, cfg, seed=2, progress=False)
+    plain = distill(train, DistillConfig(method="random", ipc=3), seed=2, progress=False)
+    zca = zca_of(whitened)
+    assert isinstance(zca, ZCA) and zca_of(plain) is None
+    assert whitened.config["zca"] is True
+    assert torch.allclose(zca.mean, fit_zca(train).mean)
+    assert torch.allclose(zca.unwhiten(whitened.images), plain.images, atol=1e-4)
+    whitened.save(tmp_path / "set.pt")  # the statistics travel with the file
+    assert torch.equal(zca_of(SyntheticSet.load(tmp_path / "set.pt")).eigvecs, zca.eigvecs)
