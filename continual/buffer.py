@@ -102,6 +102,9 @@ class DistilledBuffer(AdaptOnUpdate, ExemplarsBuffer):
         if synthetic is not None and not isinstance(synthetic, SyntheticSet):
             raise DistillError(f"synthetic must be a SyntheticSet or the path of a synthetic.pt, got "
                                f"{type(synthetic).__name__}; pass SyntheticSet.load(path) or the path")
+        if synthetic is not None and synthetic.config.get("zca_statistics") is not None:
+            raise DistillError("the synthetic set holds ZCA-whitened images and the stream plain ones: a memory must "
+                               "live in the stream's input space; distill it without --zca")
         if synthetic is not None and class_names is not None:
             synthetic.check_compatible(class_names, source="the stream")
         if synthetic is not None:

@@ -14,6 +14,7 @@ from distill.distributed import local_device, resolve_device
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig, evaluate_networks
 from distill.hardware import machine_info
+from distill.zca import whiten_dataset, zca_of
 from distill.io import write_json
 from distill.job import RunConfig, distill_sharded, eval_networks, eval_setup, plan, summary
 from distill.methods import DistillConfig, check_image_size
@@ -129,7 +130,10 @@ def _run(args: argparse.Namespace, cfg: RunConfig, out: Path | None, previous: l
         "compiled": synthetic.config.get("compile"), "machine": machine_info(device),
         "loss_curve": downsample(curve), "accuracy": None,
     }
+    results["zca"] = zca_of(synthetic) is not None
     if test is not None:
+        if results["zca"]:  # a whitened set is tested on test images whitened with the training statistics
+            test = whiten_dataset(test, zca_of(synthetic))
         table = evaluate_networks(synthetic.images, synthetic.labels, test, eval_networks(cfg),
                                   setup=lambda name: eval_setup(cfg, name), seeds=range(cfg.eval), device=device,
                                   num_classes=train.num_classes, progress=not args.quiet)

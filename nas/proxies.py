@@ -226,6 +226,9 @@ def check_set(synthetic: SyntheticSet, train: ClassDataset, source: str) -> None
     if tuple(synthetic.mean) != tuple(train.mean) or tuple(synthetic.std) != tuple(train.std):
         raise DistillError(f"synthetic set {source} is normalised with mean/std {synthetic.mean}/{synthetic.std} but "
                            f"the dataset with {train.mean}/{train.std}; distill it from the same dataset")
+    if synthetic.config.get("zca_statistics") is not None:
+        raise DistillError(f"synthetic set {source} holds ZCA-whitened images, and candidates are tested on plain "
+                           f"images; distill it without --zca")
 
 
 def load_synthetic_files(paths: list[str], proxies: list[str]) -> dict[str, tuple[SyntheticSet, str]]:

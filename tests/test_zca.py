@@ -69,3 +69,32 @@ def test_a_distilled_set_records_the_statistics_it_was_whitened_with(tmp_path):
     assert torch.allclose(zca.unwhiten(whitened.images), plain.images, atol=1e-4)
     whitened.save(tmp_path / "set.pt")  # the statistics travel with the file
     assert torch.equal(zca_of(SyntheticSet.load(tmp_path / "set.pt")).eigvecs, zca.eigvecs)
+
+
+def test_a_whitened_set_is_refused_where_images_must_stay_plain():
+    """A replay memory and a NAS proxy set live in the plain input space: a ZCA set is refused in one line."""
+    from continual.buffer import DistilledBuffer
+    from nas.proxies import check_set
+
+    train = _train()
+    whitened = distill(train, DistillConfig(method="random", ipc=2, zca=True), seed=0, progress=False)
+    with pytest.raises(DistillError, match="ZCA-whitened images"):
+        DistilledBuffer(6, synthetic=whitened)
+    with pytest.raises(DistillError, match="distill it without --zca"):
+        check_set(whitened, train, "whitened.pt")
+
+
+def test_distill_run_tests_a_whitened_set_on_whitened_test_images(cifar_tree, tmp_path, monkeypatch):
+    import json
+
+    from distill import run
+
+    seen = []
+    real = run.whiten_dataset
+    monkeypatch.setattr(run, "whiten_dataset", lambda data, zca: seen.append(len(data)) or real(data, zca))
+    out = tmp_path / "run"
+    assert run.main(["--dataset", "cifar10", "--data-root", str(cifar_tree), "--preset", "smoke", "--method",
+                     "random", "--zca", "--eval", "1", "--eval-epochs", "1", "--device", "cpu", "--out", str(out),
+                     "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["zca"] is True and seen == [40]  # the 4 test images of each class, whitened once
