@@ -19,7 +19,7 @@ from nas.sampling import SPACES
 
 __all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
 
-PRESETS = ("cpu", "paper", "smoke", "none")  # shipped in configs/nas/
+PRESETS = ("cpu", "ipc50-cpu", "paper", "smoke", "none")  # shipped in configs/nas/
 # --preset names configs/nas/<name>.toml: the first of these that exists ("none": no preset).
 PRESET_NAMES = ("nb201-{space}-{preset}", "{preset}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,8 +202,8 @@ def test_distilled_set_cache_key_ignores_the_search(tmp_path):
     assert _cache_file(a, "datadam", train) != _cache_file(_config(seed=1, cache_dir=str(tmp_path)), "datadam", train)
 
 
-@pytest.mark.parametrize("preset", ["nb201-full-cpu", "nb201-top20-cpu", "nb201-full-paper", "nb201-top20-paper",
-                                    "smoke"])
+@pytest.mark.parametrize("preset", ["nb201-full-cpu", "nb201-top20-cpu", "nb201-full-ipc50-cpu",
+                                    "nb201-top20-ipc50-cpu", "nb201-full-paper", "nb201-top20-paper", "smoke"])
 def test_every_preset_loads_and_keeps_the_nb201_recipe(preset):
     from distill.config import preset_path
     from nas.config import resolve_search_config
@@ -212,13 +213,19 @@ def test_every_preset_loads_and_keeps_the_nb201_recipe(preset):
     assert config.distill.iterations >= 1 and config.num_archs >= 2
     if preset.endswith("-cpu"):
         assert 60 <= config.num_archs <= 100 and config.test_images >= 2000
-        assert config.distill.iterations >= 1000 and config.ipc == 10
+        assert config.distill.iterations >= 1000 and config.ipc == (50 if "ipc50" in preset else 10)
         top = load_benchmark()
         from nas.sampling import draw_candidates, top20_threshold
 
         drawn = draw_candidates(top, config.space, config.num_archs, seed=config.seed,
                                 top_fraction=config.top_fraction)
         assert sum(top.true_accuracy(a) >= top20_threshold(top) for a in drawn.archs) >= 20
+    if "ipc50" in preset:  # the study's 8000-iteration sets, not distilled again; the rest as the CPU preset
+        assert [Path(p).name for p in config.synthetic] == ["datadam-paper-ipc50-it8000-br256-s0.pt",
+                                                           "dm-ipc50-it8000-br256-s0.pt"]
+        base = resolve_search_config(preset_file=preset_path("nas", preset.replace("-ipc50", "")))
+        assert (config.channels, config.cells_per_stage, config.resolution, config.images_seen, config.rank_by) == \
+            (base.channels, base.cells_per_stage, base.resolution, base.images_seen, base.rank_by)
 
 
 def test_cli_flags_reach_the_train_and_distill_tables(tmp_path):
