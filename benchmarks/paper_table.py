@@ -304,19 +304,6 @@ def plot(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_section(path: Path, marker: str, body: str) -> None:
-    """Replace what lies between ``<!-- marker... -->`` and ``<!-- /marker -->`` in ``path`` (atomically)."""
-    import re
-
-    from distill.io import atomic_write_text
-
-    text = path.read_text()
-    pattern = re.compile(rf"(<!-- {re.escape(marker)}[^\n]*-->\n).*?(<!-- /{re.escape(marker)} -->)", re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"error: {path} has no <!-- {marker} --> ... <!-- /{marker} --> section")
-    atomic_write_text(path, pattern.sub(lambda m: m.group(1) + body.strip() + "\n" + m.group(2), text))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
@@ -352,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         if records:
             plot(records, args.dir.parent / f"{args.dir.name}.png")
         if args.dir == DEFAULT_DIR:
+            from distill.io import write_section
+
             write_section(RESULTS_DOC, "paper-table", table if records else "No cell has finished yet.")
         return 0
     args.dir.mkdir(parents=True, exist_ok=True)

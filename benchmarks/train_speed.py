@@ -230,15 +230,54 @@ def summarise(records: list[dict]) -> dict:
     return table
 
 
+LABELS = {"eval-dm-ipc10": "(a) evaluation net, `dm`, ipc 10", "eval-dm-ipc50": "(a) evaluation net, `dm`, ipc 50",
+          "eval-official-ipc10": "(b) evaluation net, `official`, ipc 10",
+          "nas-cpu-preset": "(c) NB201 candidate, CPU preset (C 8, N 1, 16 px, batch 50)",
+          "nas-full-size": "(c) NB201 candidate, full size (C 16, N 5, 32 px)",
+          "continual-cpu-preset": "(d) continual step, CPU preset (width 32, batch 32)"}
+
+
+def render(report: dict) -> str:
+    """The results document's table: one row per case, measured in one run of this script."""
+    machine = report.get("machine", {})
+    rows = ["| case | epochs × nets | plain fp32 s/epoch | engine s/epoch | speed-up | engine uses | "
+            "accuracy plain → engine (%) | training memory plain / engine (MB) |", "|---|---|---|---|---|---|---|---|"]
+    for name, row in report.get("summary", {}).items():
+        case = CASES[name]
+        engine = row["engine"]
+        uses = f"{engine['precision']}{', compiled' if engine['compiled'] else ''}" \
+               f"{', channels-last' if engine['channels_last'] else ''}"
+        rows.append(f"| {LABELS[name]} | {case['epochs']} × {case['nets']} | {row['baseline_s_per_epoch']:.4f} | "
+                    f"{row['engine_s_per_epoch']:.4f} | **{row['speedup']:.2f}×** | {uses} | "
+                    f"{row['baseline_accuracy']:.2f} → {row['engine_accuracy']:.2f} | "
+                    f"{row['baseline_train_mb']} / {row['engine_train_mb']} |")
+    loads = [r["load_average_before"][0] for r in report.get("records", [])]
+    note = (f"\nMeasured in one run of `python benchmarks/train_speed.py --profile` on {machine.get('cpu_model', '?')} "
+            f"({machine.get('cpu_count')} cores, native bf16: {machine.get('native_bf16')}); 1-minute load average "
+            f"before each pair {min(loads, default=0):.2f}–{max(loads, default=0):.2f}. s/epoch is the median "
+            "net's training time over its epochs; the engine's one-off compilation is its warm-up "
+            "(`engine_warmup_seconds` in the JSON), not in s/epoch. Accuracy: end of training, mean over the "
+            "nets, same initial weights and images (the benchmark's epochs, not the protocol's).")
+    return "\n".join(rows) + "\n" + note
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ",".join(CASES))
     parser.add_argument("--out", default="benchmarks/results/train-speed-bf16cpu.json")
     parser.add_argument("--profile", action="store_true", help="add the profiler's op table (evaluation cases)")
+    parser.add_argument("--render", action="store_true", help="write the table into docs/RESULTS.md from --out")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "ARM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_pair(*args.child, profile=args.profile)))
+        return 0
+    if args.render:
+        from distill.io import write_section
+
+        table = render(json.loads(Path(args.out).read_text()))
+        write_section(Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md", "train-speed", table)
+        print(table)
         return 0
     cases = [c for c in args.cases.split(",") if c]
     unknown = [c for c in cases if c not in CASES]

@@ -77,10 +77,24 @@ def open_records(path: str | Path, settings: dict, *, hint: str = "") -> dict:
     return report
 
 
+def write_section(path: str | Path, marker: str, body: str) -> None:
+    """Replace what lies between ``<!-- marker ... -->`` and ``<!-- /marker -->`` in a document, atomically:
+    how a benchmark renders its table into docs/RESULTS.md."""
+    import re
+
+    path = Path(path)
+    text = path.read_text()
+    pattern = re.compile(rf"(<!-- {re.escape(marker)}[^\n]*-->\n).*?(<!-- /{re.escape(marker)} -->)", re.S)
+    if not pattern.search(text):
+        raise WriteError(f"{path} has no <!-- {marker} --> ... <!-- /{marker} --> section; add the two markers")
+    atomic_write_text(path, pattern.sub(lambda m: m.group(1) + body.strip() + "\n" + m.group(2), text))
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
-__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "open_records", "write_json", "WriteError"]
+__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "open_records", "write_json", "write_section",
+           "WriteError"]
