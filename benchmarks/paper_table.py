@@ -40,16 +40,9 @@ RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
 #: The paper's evaluation: epochs per protocol (DM's code: 1000; the public DataDAM code's runs: 1800).
 EPOCHS = {"dm": 1000, "official": 1800}
 NETS = 5
-#: The paper's CIFAR-10 ConvNet figures (DataDAM, ICCV 2023, Table 1; coresets from DC's Table 1), mean ± std.
-PAPER = {
-    "random": {1: (14.4, 2.0), 10: (26.0, 1.2), 50: (43.4, 1.0)},
-    "herding": {1: (21.5, 1.2), 10: (31.6, 0.7), 50: (40.4, 0.6)},
-    "kcenter": {1: (21.5, 1.3), 10: (14.7, 0.9), 50: (27.0, 1.4)},
-    "forgetting": {1: (13.5, 1.2), 10: (23.3, 1.0), 50: (23.3, 1.1)},
-    "dm": {1: (26.0, 0.8), 10: (48.9, 0.6), 50: (63.0, 0.4)},
-    "datadam": {1: (32.0, 1.2), 10: (54.2, 0.8), 50: (67.0, 0.4)},
-}
-PAPER_WHOLE = 84.8
+#: The paper's CIFAR-10 ConvNet figures (DataDAM, ICCV 2023, Table 1; coresets from DC's Table 1), mean ± std:
+#: one copy, with its sources, in accuracy_vs_ipc.py.
+from accuracy_vs_ipc import PAPER, PAPER_WHOLE  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from distill.engine import autocast, fit
 from distill.errors import DistillError
 from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.methods.gradient import inner_train_config
-from distill.methods.loop import initial_images, run_loop
+from distill.methods.loop import bilevel_start, run_loop
 from distill.networks import ConvNet, init_parameters
 from distill.seeds import INNER_TRAIN, NET, PROBE, STEP, real_indices, seed_of, stream
 
@@ -123,12 +123,7 @@ def run_cafe(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *,
         raise DistillError("cafe aligns per-class statistics, which batch statistics would couple; "
                            "use --norm instancenorm")
     k, ipc = len(classes), cfg.ipc
-    syn = torch.nn.Parameter(initial_images(train, classes, cfg, seed=seed, device=device))
-    labels = torch.tensor(classes, device=device).repeat_interleave(ipc)
-    optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
-    net = ConvNet(num_classes=train.num_classes, channels=syn.shape[1], image_size=syn.shape[-1], depth=cfg.depth,
-                  width=cfg.width, norm=cfg.norm).to(device)
-    real_by_class = [train.images_of(c).to(device) for c in classes]
+    syn, labels, optimizer, net, real_by_class = bilevel_start(train, classes, cfg, seed=seed, device=device)
     dsa = DSA(cfg.dsa_strategy)
     # One epoch per call (the watcher decides how many); DSA as in the matching: CAFE+DSA, the paper's rows.
     inner = inner_train_config(cfg, epochs=1, dsa=bool(dsa.groups))

@@ -21,7 +21,7 @@ from distill.data import ClassDataset
 from distill.engine import TrainConfig, autocast, fit
 from distill.errors import DistillError
 from distill.methods import DistillConfig, MethodOutput, register_method
-from distill.methods.loop import initial_images, run_loop
+from distill.methods.loop import bilevel_start, run_loop
 from distill.networks import ConvNet, init_parameters
 from distill.seeds import INNER_TRAIN, NET, STEP, real_indices, seed_of, stream
 
@@ -93,12 +93,7 @@ def run_gradient_matching(train: ClassDataset, classes: Sequence[int], cfg: Dist
         raise DistillError(f"{cfg.method} matches per-class gradients, which batch statistics would couple; "
                            f"use --norm instancenorm (the public code's ConvNet)")
     k, ipc = len(classes), cfg.ipc
-    syn = torch.nn.Parameter(initial_images(train, classes, cfg, seed=seed, device=device))
-    labels = torch.tensor(classes, device=device).repeat_interleave(ipc)
-    optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
-    net = ConvNet(num_classes=train.num_classes, channels=syn.shape[1], image_size=syn.shape[-1], depth=cfg.depth,
-                  width=cfg.width, norm=cfg.norm).to(device)
-    real_by_class = [train.images_of(c).to(device) for c in classes]
+    syn, labels, optimizer, net, real_by_class = bilevel_start(train, classes, cfg, seed=seed, device=device)
     dsa = DSA(cfg.dsa_strategy if cfg.method == "dsa" else "none")
     inner = inner_train_config(cfg, epochs=cfg.inner_loop, dsa=bool(dsa.groups)) if cfg.inner_loop > 0 else None
 

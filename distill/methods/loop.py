@@ -21,17 +21,21 @@ from distill.errors import DistillError
 from distill.io import atomic_torch_save
 from distill.methods import DistillConfig, nan_hint
 from distill.methods.matching import _deferred_interrupt, _fingerprint
-from distill.methods.selection import random_real
-from distill.seeds import INIT, stream
+from distill.methods.selection import initial_images
 
 
-def initial_images(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
-                   device: torch.device) -> Tensor:
-    """``ipc`` images per class to start from: random real ones (``init=real``) or seeded Gaussian noise."""
-    if cfg.init == "real":
-        return random_real(train, classes, cfg, seed=seed, device=device).images.to(device)
-    return torch.cat([torch.randn((cfg.ipc, *train.image_shape), generator=stream(seed, INIT, c))
-                      for c in classes]).to(device)
+def bilevel_start(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
+                  device: torch.device):  # noqa: ANN201 - (images, labels, image optimizer, network, real images by class)
+    """What the bi-level methods (gradient matching, CAFE) start from: the learnable images and their labels,
+    SGD on the images, an instancenorm ConvNet to re-initialise every iteration, and each class's real images."""
+    from distill.networks import ConvNet
+
+    syn = torch.nn.Parameter(initial_images(train, classes, cfg, seed=seed, device=device))
+    labels = torch.tensor(list(classes), device=device).repeat_interleave(cfg.ipc)
+    optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
+    net = ConvNet(num_classes=train.num_classes, channels=syn.shape[1], image_size=syn.shape[-1], depth=cfg.depth,
+                  width=cfg.width, norm=cfg.norm).to(device)
+    return syn, labels, optimizer, net, [train.images_of(c).to(device) for c in classes]
 
 
 def run_loop(cfg: DistillConfig, step: Callable[[int], float], *, tensors: Sequence[Tensor],
@@ -95,4 +99,4 @@ def _load(path: Path, key: str, tensors: Sequence[Tensor],
     return int(state["iteration"]), [tuple(p) for p in state["curve"]]
 
 
-__all__ = ["initial_images", "run_loop"]
+__all__ = ["bilevel_start", "run_loop"]

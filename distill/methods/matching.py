@@ -26,8 +26,8 @@ from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.io import atomic_torch_save
 from distill.methods import DistillConfig, MethodOutput, nan_hint, result_key
-from distill.seeds import INIT, NET, STEP, real_indices, stream
-from distill.methods.selection import random_real, saved_start
+from distill.seeds import NET, STEP, real_indices, stream
+from distill.methods.selection import initial_images
 from distill.networks import ConvNet, init_parameters
 
 
@@ -119,14 +119,7 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
     """Optimise ``cfg.ipc`` images per class with the DataDAM (or DM) loss; see the module docstring."""
     k, ipc = len(classes), cfg.ipc
     shape = (k * ipc, *train.image_shape)
-    if cfg.init == "real":
-        start_images = random_real(train, classes, cfg, seed=seed, device=device).images
-    elif cfg.init == "noise":
-        start_images = torch.cat([torch.randn((ipc, *train.image_shape), generator=stream(seed, INIT, c))
-                                  for c in classes])
-    else:
-        start_images = saved_start(cfg.init, train, classes, ipc)
-    syn = torch.nn.Parameter(start_images.to(device))
+    syn = torch.nn.Parameter(initial_images(train, classes, cfg, seed=seed, device=device))
     optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
     start, curve = 0, []
     key = _fingerprint(cfg, classes, seed, shape)

@@ -32,6 +32,20 @@ def random_real(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig,
     return MethodOutput(torch.cat(parts))
 
 
+def initial_images(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
+                   device: torch.device) -> torch.Tensor:
+    """``ipc`` images per class to start a distillation from: random real ones (``init=real``, the same draw
+    as the ``random`` method), seeded Gaussian noise (``init=noise``), or a saved set (``init=PATH``)."""
+    if cfg.init == "real":
+        start = random_real(train, classes, cfg, seed=seed, device=device).images
+    elif cfg.init == "noise":
+        start = torch.cat([torch.randn((cfg.ipc, *train.image_shape), generator=stream(seed, INIT, c))
+                           for c in classes])
+    else:
+        start = saved_start(cfg.init, train, classes, cfg.ipc)
+    return start.to(device)
+
+
 def saved_start(path: str, train: ClassDataset, classes: Sequence[int], ipc: int) -> torch.Tensor:
     """The first ``ipc`` images of each of ``classes`` from a saved set, as the start of a distillation.
 

@@ -29,7 +29,8 @@ from distill.errors import DistillError
 from distill.io import atomic_torch_save
 from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.methods.gradient import cross_entropy
-from distill.methods.loop import initial_images, run_loop
+from distill.methods.loop import run_loop
+from distill.methods.selection import initial_images
 from distill.networks import ConvNet, init_parameters
 from distill.seeds import EXPERT_EPOCH, EXPERT_NET, STEP, seed_of, stream
 
