@@ -22,7 +22,7 @@ from distill.engine import TrainConfig, autocast, fit
 from distill.errors import DistillError
 from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.methods.loop import bilevel_start, run_loop
-from distill.networks import ConvNet, init_parameters
+from distill.networks import init_parameters
 from distill.seeds import INNER_TRAIN, NET, STEP, real_indices, seed_of, stream
 
 #: (outer_loop, inner_loop) per ipc: DatasetCondensation utils.py ``get_loops`` (lines 275-291).
