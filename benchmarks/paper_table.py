@@ -40,6 +40,9 @@ RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
 #: The paper's evaluation: epochs per protocol (DM's code: 1000; the public DataDAM code's runs: 1800).
 EPOCHS = {"dm": 1000, "official": 1800}
 NETS = 5
+#: The whole-dataset column: one ConvNet-3 (dm protocol: instancenorm, batch 256, DSA) trained on all 50,000
+#: training images for this many epochs, what 2 cores afford (~25 s an epoch through the engine).
+WHOLE, WHOLE_EPOCHS = "whole", 30
 #: The paper's CIFAR-10 ConvNet figures (DataDAM, ICCV 2023, Table 1; coresets from DC's Table 1), mean ± std:
 #: one copy, with its sources, in accuracy_vs_ipc.py.
 from accuracy_vs_ipc import PAPER, PAPER_WHOLE  # noqa: E402
@@ -62,6 +65,8 @@ class Cell:
 
     @property
     def name(self) -> str:
+        if self.method == WHOLE:
+            return f"whole-dataset-e{self.iterations}-s{self.seed}"  # iterations: the epochs of its one net
         variant = f"-{self.variant}" if self.method == "datadam" else ""
         learned = f"-it{self.iterations}-br{self.batch_real}" if self.learned else ""
         start = f"-init{self.init}" if self.init != "real" else ""
@@ -71,7 +76,7 @@ class Cell:
     def learned(self) -> bool:
         from distill.methods import get_method
 
-        return get_method(self.method).iterates
+        return self.method != WHOLE and get_method(self.method).iterates
 
 
 def _cells() -> list[Cell]:
@@ -81,6 +86,7 @@ def _cells() -> list[Cell]:
     cells = [Cell(method, ipc) for ipc in (1, 10) for method in ("datadam", "dm")]
     cells += [Cell(method, ipc) for ipc in (1, 10) for method in ("random", "herding", "kcenter")]  # 3. cheap
     cells.append(Cell("datadam", 10, init="herding"))  # 6. what a curated start is worth, against init = real
+    cells.append(Cell(WHOLE, 0, iterations=WHOLE_EPOCHS, protocols=("dm",)))  # 4. ConvNet-3 on all 50,000 images
     cells += [Cell(method, 50) for method in ("datadam", "dm")]
     cells += [Cell("datadam", ipc, variant="official") for ipc in (1, 10)]  # 2. the other variant
     cells += [Cell(method, 50) for method in ("random", "herding", "kcenter")]
@@ -100,7 +106,8 @@ def read_cell(directory: Path, cell: Cell) -> dict | None:
 
 
 def finished(record: dict | None, cell: Cell, nets: int) -> bool:
-    return record is not None and all(len(record["evaluation"].get(p, {}).get("runs", [])) >= nets
+    want = 1 if cell.method == WHOLE else nets
+    return record is not None and all(len(record["evaluation"].get(p, {}).get("runs", [])) >= want
                                       for p in cell.protocols)
 
 
@@ -123,7 +130,9 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     work = (directory / "work") if smoke else WORK
     set_file = work / f"{cell.name}.pt"
     train = load_dataset("cifar10", "train")
-    if set_file.is_file():
+    if cell.method == WHOLE:
+        synthetic = None
+    elif set_file.is_file():
         synthetic = SyntheticSet.load(set_file)
     else:
         init = "real"
@@ -139,29 +148,32 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
         synthetic = distill(train, cfg, seed=cell.seed, progress=progress, resume=cell.learned,
                             checkpoint=work / f"{cell.name}-checkpoint.pt" if cell.learned else None)
         synthetic.save(set_file)
-    resolved = synthetic.config
-    record["distill"] = {"seconds": synthetic.seconds, "iterations": synthetic.iterations,
-                         "seconds_per_iteration": synthetic.seconds / synthetic.iterations if synthetic.iterations else None,
-                         "precision": resolved.get("precision"), "compiled": resolved.get("compile"),
-                         "batch_real": resolved.get("batch_real"), "zca": False}
+    if synthetic is None:  # the whole training set, 5,000 images a class
+        images, labels = train.images, train.labels
+        record["distill"] = {"seconds": 0.0, "iterations": 0, "whole_dataset": len(labels)}
+    else:
+        images, labels = synthetic.images, synthetic.labels
+        record["distill"] = _distill_record(synthetic)
     record["machine"] = machine_info("cpu")
-    if cell.ipc in (1, 10) and not smoke:
+    if synthetic is not None and cell.ipc in (1, 10) and not smoke:
         synthetic.save(directory / f"{cell.name}.pt")  # small: anyone can evaluate it with their own code
     write_json(path, record)
     test = load_dataset("cifar10", "test")
     for protocol in cell.protocols:
-        config, kwargs = protocol_setup(protocol, TrainConfig(epochs=epochs[protocol]))
+        config, kwargs = protocol_setup(protocol, TrainConfig(epochs=cell.iterations if cell.method == WHOLE
+                                                              else epochs[protocol]))
+        want = 1 if cell.method == WHOLE else nets
         if smoke:
             kwargs["width"] = 8
         row = record["evaluation"].setdefault(protocol, {"runs": [], "seconds": [], "epochs": config.epochs,
-                                                          "batch_size": config.batch_size, "nets": nets, **kwargs})
+                                                          "batch_size": config.batch_size, "nets": want, **kwargs})
         if row["epochs"] != config.epochs:
             raise DistillError(f"{path} holds {protocol} nets trained {row['epochs']} epochs, not {config.epochs}; "
                                f"pass --epochs-{protocol} {row['epochs']} or move the file away")
-        while len(row["runs"]) < nets:
+        while len(row["runs"]) < want:
             seed = len(row["runs"])
             started = time.perf_counter()
-            result = evaluate(synthetic.images, synthetic.labels, test, config=config, seeds=[seed],
+            result = evaluate(images, labels, test, config=config, seeds=[seed],
                               progress=progress, **kwargs)
             row["runs"].append(result.runs[0])
             row["seconds"].append(time.perf_counter() - started)
@@ -169,11 +181,19 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
             row.update(mean=statistics.fmean(row["runs"]),
                        std=statistics.pstdev(row["runs"]) if len(row["runs"]) > 1 else 0.0)
             write_json(path, record)
-            print(f"{cell.name} {protocol} net {seed + 1}/{nets}: {result.runs[0]:.2f} % "
+            print(f"{cell.name} {protocol} net {seed + 1}/{want}: {result.runs[0]:.2f} % "
                   f"({row['seconds'][-1]:.0f} s, {result.engine.get('precision')}"
                   f"{', compiled' if result.engine.get('compiled') else ''})", file=sys.stderr, flush=True)
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return record
+
+
+def _distill_record(synthetic) -> dict:  # noqa: ANN001 - a SyntheticSet
+    resolved = synthetic.config
+    return {"seconds": synthetic.seconds, "iterations": synthetic.iterations,
+            "seconds_per_iteration": synthetic.seconds / synthetic.iterations if synthetic.iterations else None,
+            "precision": resolved.get("precision"), "compiled": resolved.get("compile"),
+            "batch_real": resolved.get("batch_real"), "zca": bool(resolved.get("zca"))}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -216,6 +236,7 @@ def table_rows(records: list[dict]) -> list[dict]:
                 continue
             runs = ev["runs"]
             rows.append({"cell": r["name"], "method": r["method"], "variant": r["variant"], "ipc": r["ipc"],
+                         "init": r.get("init", "real"),
                          "protocol": protocol, "runs": runs, "mean": statistics.fmean(runs),
                          "std": statistics.pstdev(runs) if len(runs) > 1 else 0.0, "nets": len(runs),
                          "epochs": ev["epochs"], "iterations": r["iterations"] if r["method"] in ("datadam", "dm") else 0,
@@ -225,14 +246,28 @@ def table_rows(records: list[dict]) -> list[dict]:
 
 def _label(row: dict) -> str:
     if row["method"] == "datadam":
-        return f"DataDAM ({row['variant']})"
+        return f"DataDAM ({row['variant']})" + (f", init {row['init']}" if row.get("init", "real") != "real" else "")
+    if row["method"] == WHOLE:
+        return f"whole dataset ({row['epochs']} epochs)"
     return {"dm": "DM", "random": "random", "herding": "herding", "kcenter": "K-Center",
             "forgetting": "forgetting"}.get(row["method"], row["method"])
 
 
 def render_markdown(records: list[dict]) -> str:
+    """The table as "ours ± std (paper)", per protocol, then the whole dataset and DataDAM − DM intervals."""
     rows = table_rows(records)
-    out = ["| method | protocol | ipc 1 | ipc 10 | ipc 50 |", "|---|---|---|---|---|"]
+    whole = [r for r in rows if r["method"] == WHOLE]
+    rows = [r for r in rows if r["method"] != WHOLE]
+    epochs = {p: sorted({r["epochs"] for r in rows if r["protocol"] == p}) for p in ("dm", "official")}
+    precision = sorted({str(r["evaluation"][p].get("engine", {}).get("precision")) for r in records
+                        for p in r["evaluation"] if r["evaluation"][p].get("engine")})
+    out = [f"Settings: DataDAM/DM {', '.join(sorted({str(r['iterations']) for r in rows if r['iterations']}))} "
+           f"iterations at batch_real {', '.join(sorted({str(r['batch_real']) for r in rows if r['iterations']}))}, "
+           f"no ZCA; evaluation ConvNet-3, {NETS} nets a cell, `dm` protocol {'/'.join(map(str, epochs['dm']))} "
+           f"epochs, `official` {'/'.join(map(str, epochs['official']))} epochs, accuracy at the end of training; "
+           f"trained through the engine in {'/'.join(precision)} on a 2-core CPU. In brackets: the paper's figure "
+           "(the same for both protocols: it reports one).", "",
+           "| method | protocol | ipc 1 | ipc 10 | ipc 50 |", "|---|---|---|---|---|"]
     keys = sorted({(_label(r), r["protocol"], r["method"]) for r in rows}, key=lambda k: (k[1], k[0]))
     for label, protocol, method in keys:
         cells = []
@@ -247,12 +282,15 @@ def render_markdown(records: list[dict]) -> str:
             else:
                 cells.append(f"—{paper_text}")
         out.append(f"| {label} | {protocol} | " + " | ".join(cells) + " |")
+    for r in whole:
+        out += ["", f"Whole dataset: ConvNet-3 on all 50,000 training images, {r['epochs']} epochs (`{r['protocol']}` "
+                    f"protocol, DSA): {r['mean']:.2f} % (paper: {PAPER_WHOLE})."]
     out += ["", "DataDAM (paper variant) − DM, Welch 95 % interval over the nets:", "",
             "| protocol | ipc | difference [95 % CI] |", "|---|---|---|"]
     for protocol in ("dm", "official"):
         for ipc in (1, 10, 50):
             a = [r for r in rows if r["method"] == "datadam" and r["variant"] == "paper" and r["ipc"] == ipc
-                 and r["protocol"] == protocol]
+                 and r["protocol"] == protocol and r["init"] == "real"]
             b = [r for r in rows if r["method"] == "dm" and r["ipc"] == ipc and r["protocol"] == protocol]
             if a and b:
                 out.append(f"| {protocol} | {ipc} | {verdict(welch_interval(a[0]['runs'], b[0]['runs']))} |")
@@ -312,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = CELLS
     if args.smoke:
         cells = [Cell("datadam", 1, iterations=3, batch_real=8), Cell("dm", 1, iterations=3, batch_real=8),
-                 Cell("random", 1)]
+                 Cell("random", 1), Cell(WHOLE, 0, iterations=1, protocols=("dm",))]
     if args.only:
         names = {c.name: c for c in cells}
         unknown = [n for n in args.only.split(",") if n not in names]

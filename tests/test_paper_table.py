@@ -68,5 +68,9 @@ def test_smoke_study_runs_and_resumes_per_net(cifar_tree, tmp_path, monkeypatch)
     assert after[:2] == before and len(after) == 3
     # another epoch count for finished nets is refused, not mixed in
     assert paper_table.main([*argv[:4], "4", "--epochs-dm", "5", *argv[7:]]) == 2
+    # the whole-dataset column: one net on every training image
+    assert paper_table.main([*argv[:9], "--only", "whole-dataset-e1-s0", "--quiet"]) == 0
+    whole = json.loads((directory / "whole-dataset-e1-s0.json").read_text())
+    assert whole["distill"]["whole_dataset"] == 120 and len(whole["evaluation"]["dm"]["runs"]) == 1
     table = paper_table.render_markdown(paper_table.load_records(directory))
-    assert "| DM | dm |" in table and "(26.0)" in table
+    assert "| DM | dm |" in table and "(26.0)" in table and "Whole dataset: ConvNet-3 on all" in table
