@@ -17,11 +17,11 @@ from distill.hardware import machine_info
 from distill.zca import whiten_dataset, zca_of
 from distill.io import write_json
 from distill.job import RunConfig, distill_sharded, eval_networks, eval_setup, plan, summary
-from distill.methods import DistillConfig, check_image_size
+from distill.methods import DistillConfig, check_image_size, get_method
 from distill.networks import list_networks
 from distill.perf import tune_allocator
 from distill.plot import downsample, plot_loss
-from distill.settings import add_config_args, pick_preset, resolve_config
+from distill.settings import add_config_args, pick_preset, read_toml, resolve_config
 
 __all__ = ["RunConfig", "build_parser", "distill_sharded", "load_config", "main"]
 
@@ -48,7 +48,24 @@ def load_config(args: argparse.Namespace) -> RunConfig:
     overrides["distill"] = {f.name: getattr(args, f.name) for f in dataclasses.fields(DistillConfig)}
     overrides["train"] = {"epochs": args.eval_epochs}
     preset = pick_preset("distill", args.preset, PRESET_NAMES, cls=RunConfig, flags=args, config_file=args.config)
-    return resolve_config(RunConfig, preset_file=preset, config_file=args.config, overrides=overrides)
+    return resolve_config(RunConfig, preset_file=preset, config_file=args.config, overrides=overrides,
+                          preset_extra=method_preset(args, preset))
+
+
+def method_preset(args: argparse.Namespace, preset_file: Path | None) -> dict | None:
+    """What ``--preset`` means for the chosen method (its registry entry's ``presets``: MTT's ``cpu`` trains
+    2 experts, not 100), layered over the preset file and under ``--config`` and the flags."""
+    if not args.preset or args.preset == "none":
+        return None
+    method = args.method
+    for path in (args.config, preset_file):
+        if method is None and path is not None:
+            method = read_toml(path).get("distill", {}).get("method")
+    spec = get_method(method or DistillConfig.method)
+    values = dict(spec.presets.get(args.preset, {}))
+    if not values and args.preset == "cpu-long":  # cpu's knobs, with the preset file's longer run
+        values = {k: v for k, v in spec.presets.get("cpu", {}).items() if k != "iterations"}
+    return {"distill": values} if values else None
 
 
 def default_preset(args: argparse.Namespace) -> str:

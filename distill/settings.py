@@ -266,11 +266,15 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_config(cls: type[T], *, preset_file: str | Path | None = None, config_file: str | Path | None = None,
-                   overrides: dict[str, Any] | argparse.Namespace | None = None) -> T:
-    """Dataclass defaults, then the preset TOML, then ``--config`` TOML, then non-None CLI overrides."""
+                   overrides: dict[str, Any] | argparse.Namespace | None = None,
+                   preset_extra: dict[str, Any] | None = None) -> T:
+    """Dataclass defaults, then the preset TOML, then ``preset_extra`` (what the preset means for the chosen
+    method, say), then ``--config`` TOML, then non-None CLI overrides."""
     data: dict[str, Any] = {}
-    for path in (preset_file, config_file):
-        if path is not None:
+    for path in (preset_file, preset_extra, config_file):
+        if isinstance(path, dict):
+            data = _merge(data, path)
+        elif path is not None:
             data = _merge(data, read_toml(path))
             from_dict(cls, data, where=Path(path).name)  # a bad value in a file is named with its file
     if isinstance(overrides, argparse.Namespace):

@@ -86,3 +86,19 @@ def test_unknown_eval_network_is_named(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "distill.run", "--out", str(tmp_path / "o"), "--quiet", "--eval", "1",
                            "--eval-networks", "convnet,lenet"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "'lenet'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_preset_carries_the_methods_own_knobs(tmp_path):
+    """--preset cpu with --method mtt trains the method's CPU experts (2, not the paper's 100); flags still win."""
+    from distill.run import build_parser, load_config
+
+    cpu = load_config(build_parser().parse_args(["--method", "mtt", "--preset", "cpu"]))
+    assert (cpu.distill.num_experts, cpu.distill.expert_train_epochs, cpu.distill.iterations) == (2, 4, 100)
+    flagged = load_config(build_parser().parse_args(["--method", "mtt", "--preset", "cpu", "--num-experts", "3"]))
+    assert flagged.distill.num_experts == 3
+    config = tmp_path / "mine.toml"
+    config.write_text("[distill]\niterations = 7\n")
+    from_file = load_config(build_parser().parse_args(["--method", "mtt", "--preset", "cpu", "--config", str(config)]))
+    assert from_file.distill.iterations == 7 and from_file.distill.num_experts == 2
+    datadam = load_config(build_parser().parse_args(["--method", "datadam", "--preset", "cpu"]))
+    assert datadam.distill.num_experts is None  # a method without presets keeps the preset file's settings only
