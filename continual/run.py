@@ -14,7 +14,7 @@ from distill.settings import add_config_args, pick_preset, resolve_config
 
 __all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
 
-PRESETS = ("cpu", "paper", "smoke", "none")  # shipped in configs/continual/
+PRESETS = ("cpu", "ipc50-cpu", "paper", "smoke", "none")  # shipped in configs/continual/
 # --preset names configs/continual/<name>.toml: the first of these that exists.
 PRESET_NAMES = ("cifar10-{steps}step-{preset}", "cifar10-5step-{preset}", "{preset}")
 # What a run leaves in --out: a fresh run refuses to replace it without --resume or --overwrite.

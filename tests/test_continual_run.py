@@ -215,3 +215,17 @@ def test_saved_sets_serve_their_memory_class_by_class(tiny_root, tmp_path):
     with pytest.raises(DistillError, match="is a dm set, but --memory is random"):
         main(args(tiny_root, tmp_path / "other", "--memory", "random", "--synthetic", str(tmp_path / "dm.pt"),
                   "--quiet"))
+
+
+@pytest.mark.parametrize("steps", [5, 10])
+def test_ipc50_presets_use_the_studys_sets_and_fit_the_paper_network(steps):
+    from distill.config import preset_path
+    from distill.settings import resolve_config
+    from continual.config import ContinualConfig
+
+    cfg = resolve_config(ContinualConfig, preset_file=preset_path("continual", f"cifar10-{steps}step-ipc50-cpu"))
+    assert (cfg.ipc, cfg.steps, cfg.width, len(cfg.seeds)) == (50, steps, 128, 3)
+    assert set(cfg.memory) == {"datadam", "dm", "herding", "random"}
+    assert [Path(p).name for p in cfg.synthetic] == ["datadam-paper-ipc50-it8000-br256-s0.pt",
+                                                    "dm-ipc50-it8000-br256-s0.pt"]
+    assert cfg.distill.iterations == 8000 and cfg.distill.batch_real == 256  # what the study's sets were made with
