@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from distill.errors import DistillError
-from distill.io import atomic_torch_save
+from distill.store import discard, load_entry, save_entry
 
 DATA_ROOT_ENV = "DISTILL_DATA_ROOT"
 CACHE_DIR_ENV = "DISTILL_CACHE_DIR"
@@ -121,7 +121,7 @@ def load_dataset(name: str, split: str = "train", *, data_root: str | Path | Non
     if name == "imagefolder" or (root / split).is_dir():
         images, labels, classes = _load_imagefolder_cached(root, split)
         if name in STATS:
-            _check_classes(name, classes, root)
+            check_class_names(name, classes, root)
             mean, std = STATS[name]
         else:
             mean, std = _imagefolder_stats(root, images if split == "train" else None)
@@ -144,15 +144,16 @@ def _check_layout(root: Path, split: str) -> None:
                                    f"pass its parent {root.parent} as --data-root")
 
 
-def _check_classes(name: str, classes: list[str], root: Path) -> None:
-    expected = _torchvision_classes(name)
+def check_class_names(name: str, classes: list[str], root: Path) -> None:
+    """Raise :class:`DistillError` unless the class folders under ``root`` are those of ``name`` (cifar10, cifar100)."""
+    expected = torchvision_classes(name)
     if classes != expected:
         raise DistillError(
             f"{root} has class folders {classes[:4]}... but {name} needs {expected[:4]}... ({len(expected)} classes); "
             f"point --data-root at a {name} tree or use --dataset imagefolder")
 
 
-def _torchvision_classes(name: str) -> list[str]:
+def torchvision_classes(name: str) -> list[str]:
     if name == "cifar10":
         return ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     # CIFAR-100's fine labels are in alphabetical order, as its meta file lists them.
@@ -185,7 +186,7 @@ def _load_torchvision(name: str, root: Path, split: str) -> tuple[Tensor, Tensor
     return images, torch.tensor(ds.targets, dtype=torch.long), list(ds.classes)
 
 
-def _list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path]], str]:
+def list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path]], str]:
     """The class folders, their image files, and a digest of the whole listing.
 
     The digest covers every file's path, size and ``mtime_ns``, so moving an image to another
@@ -214,21 +215,24 @@ def _list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path
     return classes, files, digest.hexdigest()
 
 
-def _load_imagefolder_cached(root: Path, split: str) -> tuple[Tensor, Tensor, list[str]]:
-    classes, files, listing = _list_imagefolder(root, split)
-    flat = [p for group in files for p in group]
+def decoded_cache_file(root: Path, split: str, listing: str) -> Path:
+    """Where the decoded images of ``root/split`` are cached: keyed by the folder and its listing's digest."""
     key = hashlib.sha1("\n".join([str(root.resolve()), split, listing]).encode()).hexdigest()[:16]
-    cache_file = cache_dir() / "decoded" / f"{root.name}-{split}-{key}.pt"
-    if cache_file.is_file():
-        try:
-            cached = torch.load(cache_file, weights_only=True)
-            if cached["classes"] == classes and len(cached["labels"]) == len(flat):
-                return cached["images"], cached["labels"], classes
-        except Exception:  # a stale or corrupt cache is rebuilt, never trusted
-            pass
+    return cache_dir() / "decoded" / f"{root.name}-{split}-{key}.pt"
+
+
+def _load_imagefolder_cached(root: Path, split: str) -> tuple[Tensor, Tensor, list[str]]:
+    classes, files, listing = list_imagefolder(root, split)
+    flat = [p for group in files for p in group]
+    cache_file = decoded_cache_file(root, split, listing)
+    cached = load_entry(cache_file)  # checked against the digest of its content; a damaged one is deleted
+    if cached is not None:
+        if cached["classes"] == classes and len(cached["labels"]) == len(flat):
+            return cached["images"], cached["labels"], classes
+        discard(cache_file, f"{cache_file} holds other classes or image count than {root / split}")
     images, labels = _decode(files)
     try:
-        atomic_torch_save({"images": images, "labels": labels, "classes": classes}, cache_file)
+        save_entry({"images": images, "labels": labels, "classes": classes}, cache_file)
     except OSError:
         pass  # a read-only cache folder costs a decode next time, nothing else
     return images, labels, classes
@@ -268,5 +272,6 @@ def _imagefolder_stats(root: Path, train_images: Tensor | None) -> tuple[tuple[f
     return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
 
 
-__all__ = ["CACHE_DIR_ENV", "DATA_ROOT_ENV", "DATASETS", "IMAGE_SUFFIXES", "STATS", "cache_dir", "ClassDataset",
-           "default_data_root", "denormalise", "from_tensors", "load_dataset", "normalise"]
+__all__ = ["CACHE_DIR_ENV", "DATA_ROOT_ENV", "DATASETS", "IMAGE_SUFFIXES", "STATS", "cache_dir", "check_class_names",
+           "ClassDataset", "decoded_cache_file", "default_data_root", "denormalise", "from_tensors", "list_imagefolder",
+           "load_dataset", "normalise", "torchvision_classes"]

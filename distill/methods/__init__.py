@@ -19,6 +19,7 @@ from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.hardware import PRECISIONS, compile_available, resolve_precision
 from distill.io import write_json
+from distill.store import discard
 from distill.synthetic import SyntheticSet, git_revision
 
 log = logging.getLogger(__name__)
@@ -196,9 +197,9 @@ def load_or_distill(path: str | Path | None, train: ClassDataset, config: Distil
     """
     if path is not None and Path(path).is_file():
         try:
-            return SyntheticSet.load(path), True
-        except DistillError as exc:
-            log.warning("ignoring cached set %s: %s", path, exc)
+            return SyntheticSet.load(path, require_digest=True), True
+        except DistillError as exc:  # damaged, foreign or without a digest: deleted (one line) and made again
+            discard(path, str(exc))
     synthetic = distill(train, config, classes=classes, seed=seed, device=device, progress=progress)
     if path is not None:
         try:
