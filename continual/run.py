@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         raise DistillError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
     previous = refuse_to_overwrite(Path(args.out) if args.out else None, _RUN_FILES, resume=args.resume,
                                    overwrite=args.overwrite)
+    preflight(cfg, Path(args.out) if args.out else None)
     out = make_run_dir(args.out, "continual")
     for path in previous if args.overwrite else []:
         path.unlink(missing_ok=True)
@@ -59,6 +60,33 @@ def main(argv: list[str] | None = None) -> int:
         results = run_experiment(cfg, out, resume=args.resume, show_progress=not args.quiet)
     report(summary_table(results), out, results="results.json", plot="accuracy.png", config="config.toml")
     return 0
+
+
+def preflight(cfg, out: Path | None) -> None:
+    """Every check of the run that needs no decoded image (:mod:`distill.preflight`): the settings, the data
+    root's classes and class sizes against ``--steps`` and ``--ipc``, the output, memory and disk."""
+    from continual.benchmark import check_steps
+    from continual.config import CLASS_BALANCED
+    from continual.experiment import validate
+    from distill.distributed import resolve_device
+    from distill.methods import check_image_size, get_method
+    from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
+                                   data_writes, encoder_memory, read_listing)
+
+    validate(cfg)
+    device = resolve_device(cfg.device)
+    d = cfg.distill.resolved(device)
+    check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, networks={cfg.network: "--network"})
+    check_output(out)
+    listing = read_listing(cfg.dataset, cfg.data_root)
+    check_steps(cfg.steps, listing.num_classes)
+    if any(get_method(m).encoder for m in cfg.memory if m != CLASS_BALANCED):
+        check_image_size(d, listing.image_shape)
+    check_ipc(cfg.ipc, listing, per_class=cfg.train_per_class)
+    # A memory is distilled one experience (classes / steps) at a time.
+    check_memory({**data_memory(listing, test=True),
+                  **encoder_memory(d, listing.image_shape, listing.num_classes // cfg.steps)}, device=device.type)
+    check_disk(data_writes(listing))
 
 
 cli = partial(run_cli, main)  # the console script continual-run

@@ -119,13 +119,15 @@ def check_ipc(ipc: int, listing: DataListing, *, flag: str = "--ipc", per_class:
         raise DistillError(f"{flag} {ipc} is more than the {n} training images of {name}; pass {flag} {n} or less")
 
 
-def check_names(*, norm: str | None = None, dsa_strategy: str | None = None, networks: Mapping[str, str] = {}) -> None:
-    """Refuse an unknown norm, DSA group or network (``networks`` maps each name to the flag that gave it)."""
+def check_names(*, norm: str | None = None, dsa_strategy: str | None = None, networks: Mapping[str, str] = {},
+                prefix: str = "--") -> None:
+    """Refuse an unknown norm, DSA group or network (``networks`` maps each name to the flag that gave it;
+    ``prefix`` begins the other flags' names: ``--distill-`` for a table's own)."""
     from distill.augment import DSA
     from distill.networks import NORMS, list_networks
 
     if norm is not None and norm not in NORMS:
-        raise DistillError(f"unknown --norm {norm!r}; use {', '.join(NORMS)}")
+        raise DistillError(f"unknown {prefix}norm {norm!r}; use {', '.join(NORMS)}")
     if dsa_strategy is not None:
         DSA(dsa_strategy)  # its constructor names an unknown group
     for name, flag in networks.items():
