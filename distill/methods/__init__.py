@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import operator
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -217,6 +218,19 @@ def check_image_size(config: DistillConfig, image_shape: Sequence[int]) -> None:
                            f"block halves them; use --depth {size.bit_length() - 1} or less")
 
 
+def class_ids(classes: Sequence[Any], num_classes: int) -> list[int]:
+    """``classes`` as ints; :class:`DistillError` for one that is not an integer (0.7 is not class 0) or out of range."""
+    ids = []
+    for c in classes:
+        try:
+            ids.append(operator.index(c))  # ints, numpy and torch integers; never a float, str or bool
+        except TypeError:
+            ids.append(None)
+        if ids[-1] is None or isinstance(c, bool) or not 0 <= ids[-1] < num_classes:
+            raise DistillError(f"class {c!r} is not a class id; pass integers from 0 to {num_classes - 1}")
+    return ids
+
+
 def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int] | None = None, seed: int = 0,
             device: torch.device | str = "cpu", progress: bool = True, checkpoint: str | Path | None = None,
             resume: bool = False, callback: Callable[[int, float], None] | None = None,
@@ -241,7 +255,7 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     method = get_method(cfg.method)
     if method.encoder:
         check_image_size(cfg, train.image_shape)
-    classes = list(range(train.num_classes)) if classes is None else [int(c) for c in classes]
+    classes = list(range(train.num_classes)) if classes is None else class_ids(classes, train.num_classes)
     if not classes:
         raise DistillError("no classes to distill; pass at least one class id")
     bad = [c for c in classes if not 0 <= c < train.num_classes or len(train.indices_of(c)) == 0]
@@ -328,4 +342,4 @@ METHODS = tuple(list_methods())
 SELECTION_METHODS = tuple(m for m in METHODS if not get_method(m).iterates)
 
 __all__ = ["DistillConfig", "MethodOutput", "MethodSpec", "METHODS", "SELECTION_METHODS", "VARIANTS",
-           "check_image_size", "distill", "get_method", "list_methods", "load_or_distill", "nan_hint", "register_method", "result_key"]
+           "check_image_size", "class_ids", "distill", "get_method", "list_methods", "load_or_distill", "nan_hint", "register_method", "result_key"]
