@@ -17,12 +17,11 @@ from distill.data import ClassDataset, load_dataset
 from distill.errors import DistillError
 from distill.io import write_json
 
-from continual.benchmark import check_steps, class_order, experience_classes, first_per_class, make_benchmark
+from continual.benchmark import class_order, experience_classes, first_per_class, make_benchmark
 from continual.buffer import DistilledBuffer
-from distill.methods import check_image_size, get_method, list_methods
-from distill.networks import list_networks
+from distill.methods import check_image_size, get_method
 
-from continual.config import CLASS_BALANCED, PROTOCOLS, ContinualConfig
+from continual.config import CLASS_BALANCED, ContinualConfig, check_steps, validate
 from continual.metrics import summarise
 from continual.plot import plot_accuracy
 from continual.protocols import StepResult, make_class_balanced, network_factory, run_gdumb, run_replay
@@ -30,28 +29,6 @@ from continual.protocols import StepResult, make_class_balanced, network_factory
 log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
-
-
-def validate(cfg: ContinualConfig) -> None:
-    """Raise :class:`DistillError` for any setting that cannot work, before anything expensive runs."""
-    if cfg.protocol not in PROTOCOLS:
-        raise DistillError(f"unknown --protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    known = (*list_methods(), CLASS_BALANCED)
-    if not cfg.memory:
-        raise DistillError(f"--memory is empty; pass some of {', '.join(known)}")
-    for method in cfg.memory:
-        if method not in known:
-            raise DistillError(f"unknown memory method {method!r}; choose from {', '.join(known)}")
-    if len(set(cfg.memory)) != len(cfg.memory):
-        raise DistillError(f"--memory {','.join(cfg.memory)} repeats a method; list each once")
-    if CLASS_BALANCED in cfg.memory and cfg.protocol == "gdumb":
-        raise DistillError(f"memory {CLASS_BALANCED} is Avalanche's replay buffer; use it with --protocol replay or both")
-    if not cfg.seeds:
-        raise DistillError("--seeds is empty; pass e.g. --seeds 0,1")
-    if len(set(cfg.seeds)) != len(cfg.seeds):  # bounds are checked where the config is built
-        raise DistillError(f"--seeds {cfg.seeds} repeats a seed; list each once")
-    if cfg.network not in list_networks():  # else it fails after the first step's distillation
-        raise DistillError(f"unknown --network {cfg.network!r}; choose one of {', '.join(list_networks())}")
 
 
 def _comparable(cfg: ContinualConfig) -> dict[str, Any]:

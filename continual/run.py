@@ -37,7 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from continual.config import ContinualConfig
-    from continual.experiment import run_experiment, summary_table
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     preset = pick_preset("continual", args.preset, PRESET_NAMES, cls=ContinualConfig, flags=args,
@@ -56,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and not (out / "progress.json").is_file():
         print(f"no earlier run in {out} (no progress.json): starting fresh", file=sys.stderr)
     write_settings(out, cfg)
+    from continual.experiment import run_experiment, summary_table  # Avalanche: after the checks, not before
+
     with threads(cfg.threads), joined():
         results = run_experiment(cfg, out, resume=args.resume, show_progress=not args.quiet)
     report(summary_table(results), out, results="results.json", plot="accuracy.png", config="config.toml")
@@ -65,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 def preflight(cfg, out: Path | None) -> None:
     """Every check of the run that needs no decoded image (:mod:`distill.preflight`): the settings, the data
     root's classes and class sizes against ``--steps`` and ``--ipc``, the output, memory and disk."""
-    from continual.benchmark import check_steps
-    from continual.config import CLASS_BALANCED
-    from continual.experiment import validate
+    from continual.config import CLASS_BALANCED, check_steps, validate
     from distill.distributed import resolve_device
     from distill.methods import check_image_size, get_method
     from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
