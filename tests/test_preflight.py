@@ -443,3 +443,16 @@ def test_sigint_after_a_checkpoint_names_its_folder(tree, tmp_path):
     err, _ = _ends_within(proc, signal.SIGINT, 5)
     assert proc.returncode == 130
     assert f"interrupted: progress was checkpointed in {out}; rerun the same command with --resume" in err, err
+
+
+def test_memory_and_disk_estimates_refuse_what_cannot_fit(tmp_path):
+    from distill.preflight import GB, available_memory, check_disk, check_memory
+
+    available, source = available_memory()
+    assert available > 0 and source
+    check_memory({"small": (1, "lower nothing")})
+    with pytest.raises(DistillError, match=r"needs about .* GB of memory \(huge: .*\) but only .* available.*lower --x"):
+        check_memory({"huge": (available + GB, "lower --x"), "small": (1, "")})
+    check_disk([(tmp_path / "not-yet" / "made", 1, "a file")])
+    with pytest.raises(DistillError, match=r"writes about .* GB \(a file, another\) to .* free"):
+        check_disk([(tmp_path / "a", 10 ** 18, "a file"), (tmp_path / "b", 1, "another")])
