@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from distill.cache import fingerprint
 
 from distill.errors import DistillError
 from distill.settings import checked
@@ -103,4 +107,22 @@ def validate(cfg: ContinualConfig) -> None:
         raise DistillError(f"unknown --network {cfg.network!r}; choose one of {', '.join(list_networks())}")
 
 
-__all__ = ["CLASS_BALANCED", "ContinualConfig", "METHODS", "PROTOCOLS", "ReplayConfig", "check_steps", "validate"]
+def comparable(cfg: ContinualConfig) -> dict:
+    """What a --resume must keep: more seeds, methods or another protocol extend a run (fields marked so)."""
+    return fingerprint(cfg, resume=True)
+
+
+def read_progress(path: Path, cfg: ContinualConfig) -> dict:
+    """The saved ``progress.json`` of a run that ``cfg`` resumes; :class:`DistillError` if it is unreadable or was
+    made with other settings (read by the pre-flight too, before any image is decoded)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise DistillError(f"{path} is unreadable; rerun without --resume (or with a new --out)") from None
+    if saved.get("config") != comparable(cfg):
+        raise DistillError(f"the settings differ from the run saved in {path.parent} (only seeds, memory, "
+                           f"protocol and device may change on --resume); drop --resume or use a new --out")
+    return saved
+
+
+__all__ = ["CLASS_BALANCED", "ContinualConfig", "METHODS", "PROTOCOLS", "ReplayConfig", "check_steps", "comparable", "read_progress", "validate"]

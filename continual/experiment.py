@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -11,17 +10,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from distill.cache import fingerprint
 from distill.distributed import resolve_device
 from distill.data import ClassDataset, load_dataset
-from distill.errors import DistillError
 from distill.io import write_json
 
 from continual.benchmark import class_order, experience_classes, first_per_class, make_benchmark
 from continual.buffer import DistilledBuffer
 from distill.methods import check_image_size, get_method
 
-from continual.config import CLASS_BALANCED, ContinualConfig, check_steps, validate
+from continual.config import CLASS_BALANCED, ContinualConfig, check_steps, comparable, read_progress, validate
 from continual.metrics import summarise
 from continual.plot import plot_accuracy
 from continual.protocols import StepResult, make_class_balanced, network_factory, run_gdumb, run_replay
@@ -29,11 +26,6 @@ from continual.protocols import StepResult, make_class_balanced, network_factory
 log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
-
-
-def _comparable(cfg: ContinualConfig) -> dict[str, Any]:
-    """What a --resume must keep: more seeds, methods or another protocol extend a run (fields marked so)."""
-    return fingerprint(cfg, resume=True)
 
 
 class Progress:
@@ -45,16 +37,10 @@ class Progress:
         self.seconds_before = 0.0  # wall seconds of the invocations this one resumes
         self.started = time.perf_counter()
         if resume and path.is_file():
-            try:
-                saved = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                raise DistillError(f"{path} is unreadable; rerun without --resume (or with a new --out)") from None
-            if saved.get("config") != _comparable(cfg):
-                raise DistillError(f"the settings differ from the run saved in {path.parent} (only seeds, memory, "
-                                   f"protocol and device may change on --resume); drop --resume or use a new --out")
+            saved = read_progress(path, cfg)
             self.records = saved.get("records", {})
             self.seconds_before = float(saved.get("wall_seconds", 0.0))
-        self.config = _comparable(cfg)
+        self.config = comparable(cfg)
 
     @staticmethod
     def key(protocol: str, method: str, seed: int) -> str:

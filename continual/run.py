@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         raise DistillError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
     previous = refuse_to_overwrite(Path(args.out) if args.out else None, _RUN_FILES, resume=args.resume,
                                    overwrite=args.overwrite)
-    preflight(cfg, Path(args.out) if args.out else None)
+    preflight(cfg, Path(args.out) if args.out else None, resume=args.resume)
     out = make_run_dir(args.out, "continual")
     for path in previous if args.overwrite else []:
         path.unlink(missing_ok=True)
@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def preflight(cfg, out: Path | None) -> None:
+def preflight(cfg, out: Path | None, *, resume: bool = False) -> None:
     """Every check of the run that needs no decoded image (:mod:`distill.preflight`): the settings, the data
     root's classes and class sizes against ``--steps`` and ``--ipc``, the output, memory and disk."""
-    from continual.config import CLASS_BALANCED, check_steps, validate
+    from continual.config import CLASS_BALANCED, check_steps, read_progress, validate
     from distill.distributed import resolve_device
     from distill.methods import check_image_size, get_method
     from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
@@ -77,6 +77,8 @@ def preflight(cfg, out: Path | None) -> None:
     d = cfg.distill.resolved(device)
     check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, networks={cfg.network: "--network"})
     check_output(out)
+    if resume and out is not None and (out / "progress.json").is_file():
+        read_progress(out / "progress.json", cfg)  # a resume with other settings is refused now, not after decoding
     listing = read_listing(cfg.dataset, cfg.data_root)
     check_steps(cfg.steps, listing.num_classes)
     if any(get_method(m).encoder for m in cfg.memory if m != CLASS_BALANCED):

@@ -8,14 +8,14 @@ from functools import partial
 from pathlib import Path
 
 from distill.cli import joined, make_run_dir, refuse_to_overwrite, report, run_cli, run_parser, threads, write_settings
-from distill.settings import add_config_args, pick_preset
+from distill.settings import add_config_args, config_to_dict, pick_preset
 from distill.data import load_dataset
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig
 from distill.methods import DistillConfig
 from nas.benchmark import load_benchmark
 from nas.config import SearchConfig, namespace_overrides, resolve_search_config
-from nas.experiment import format_summary, run_search
+from nas.experiment import format_summary, load_progress, run_search
 from nas.sampling import SPACES
 
 __all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         raise DistillError("--resume continues the search in --out and --overwrite replaces it; pass one of them")
     previous = refuse_to_overwrite(args.out, _RUN_FILES, resume=args.resume, overwrite=args.overwrite)
     benchmark = load_benchmark(config.benchmark_file)
-    preflight(config, args.out, benchmark)
+    preflight(config, args.out, benchmark, resume=args.resume)
     out = make_run_dir(args.out, "nas")
     for path in previous if args.overwrite else []:
         path.unlink(missing_ok=True)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def preflight(config: SearchConfig, out: Path | None, benchmark) -> None:
+def preflight(config: SearchConfig, out: Path | None, benchmark, *, resume: bool = False) -> None:
     """Every check of the search that needs no decoded image (:mod:`distill.preflight`): the candidates against
     the space, the proxy resolution, the ``--synthetic`` sets and ``--ipc`` against the data root's listing,
     the output, memory and disk."""
@@ -106,6 +106,8 @@ def preflight(config: SearchConfig, out: Path | None, benchmark) -> None:
     check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, prefix="--distill-")
     check_names(dsa_strategy=config.train.dsa_strategy)
     check_output(out)
+    if resume and out is not None:
+        load_progress(Path(out), config_to_dict(config.fingerprint()))  # other settings: refused before decoding
     listing = read_listing(config.dataset, config.data_root)
     resolution = config.resolution or listing.image_shape[-1]
     if resolution % _REDUCTION:

@@ -456,3 +456,18 @@ def test_memory_and_disk_estimates_refuse_what_cannot_fit(tmp_path):
     check_disk([(tmp_path / "not-yet" / "made", 1, "a file")])
     with pytest.raises(DistillError, match=r"writes about .* GB \(a file, another\) to .* free"):
         check_disk([(tmp_path / "a", 10 ** 18, "a file"), (tmp_path / "b", 1, "another")])
+
+
+def test_a_resume_with_other_settings_is_refused_before_decoding(tree, tmp_path):
+    from continual.run import main as continual_main
+    from nas.search import main as nas_main
+
+    (tmp_path / "cl").mkdir()
+    (tmp_path / "cl" / "progress.json").write_text('{"config": {"steps": 2}, "records": {}}')
+    with pytest.raises(DistillError, match="the settings differ from the run saved in"):
+        continual_main([*base_args("continual.run", tree, tmp_path / "cl"), "--resume"])
+    (tmp_path / "nas" / "progress").mkdir(parents=True)
+    (tmp_path / "nas" / "progress" / "rank0.json").write_text('{"fingerprint": {"seed": 9}, "rows": []}')
+    with pytest.raises(DistillError, match="holds a search with other settings"):
+        nas_main([*base_args("nas.search", tree, tmp_path / "nas"), "--resume"])
+    assert sorted(p.name for p in (tmp_path / "cl").iterdir()) == ["progress.json"]
