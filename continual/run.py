@@ -67,13 +67,13 @@ def preflight(cfg, out: Path | None, *, resume: bool = False) -> None:
     """Every check of the run that needs no decoded image (:mod:`distill.preflight`): the settings, the data
     root's classes and class sizes against ``--steps`` and ``--ipc``, the output, memory and disk."""
     from continual.config import CLASS_BALANCED, check_steps, read_progress, validate
-    from distill.distributed import resolve_device
+    from distill.distributed import local_device, resolve_device
     from distill.methods import check_image_size, get_method
     from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
                                    data_writes, encoder_memory, read_listing)
 
     validate(cfg)
-    device = resolve_device(cfg.device)
+    device = local_device(resolve_device(cfg.device))
     d = cfg.distill.resolved(device)
     check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, networks={cfg.network: "--network"})
     check_output(out)
@@ -86,7 +86,7 @@ def preflight(cfg, out: Path | None, *, resume: bool = False) -> None:
     check_ipc(cfg.ipc, listing, per_class=cfg.train_per_class)
     # A memory is distilled one experience (classes / steps) at a time.
     check_memory({**data_memory(listing, test=True),
-                  **encoder_memory(d, listing.image_shape, listing.num_classes // cfg.steps)}, device=device.type)
+                  **encoder_memory(d, listing.image_shape, listing.num_classes // cfg.steps)}, device=device)
     check_disk(data_writes(listing))
 
 

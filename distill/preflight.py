@@ -14,7 +14,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from distill.data import (STATS, cache_dir, check_class_names, check_layout, class_files, default_data_root,
                           torchvision_classes)
@@ -181,18 +181,20 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
-def check_memory(parts: Mapping[str, tuple[int, str]], *, device: str = "cpu") -> None:
+def check_memory(parts: Mapping[str, tuple[int, str]], *, device: Any = "cpu") -> None:
     """Refuse a run whose estimated peak memory exceeds what is available.
 
     Args:
         parts: what takes memory, as ``{"what": (bytes, "the knob that lowers it")}``; they add up.
-        device: ``cuda`` compares with the GPU's free memory (``torch.cuda.mem_get_info``).
+        device: a CUDA device compares with its free memory (``torch.cuda.mem_get_info``): this rank's own
+            GPU under torchrun (:func:`distill.distributed.local_device`), so that no rank opens another's.
     """
-    total = sum(n for n, _ in parts.values())
-    if device.startswith("cuda"):
-        import torch
+    import torch
 
-        available, source = torch.cuda.mem_get_info()[0], "the GPU's free memory"
+    total = sum(n for n, _ in parts.values())
+    device = torch.device(device)
+    if device.type == "cuda":
+        available, source = torch.cuda.mem_get_info(device)[0], "the GPU's free memory"
     else:
         available, source = available_memory()
     if total > available:
@@ -270,7 +272,7 @@ def preflight_distill(cfg, out: Path | None, *, device) -> DataListing:
         check_image_size(d, listing.image_shape)
     check_ipc(d.ipc, listing)
     check_memory({**data_memory(listing, test=cfg.eval > 0),
-                  **encoder_memory(d, listing.image_shape, listing.num_classes)}, device=str(device))
+                  **encoder_memory(d, listing.image_shape, listing.num_classes)}, device=device)
     synthetic_bytes = d.ipc * listing.num_classes * math.prod(listing.image_shape) * 4
     check_disk([*data_writes(listing), (out or Path("runs"), 2 * synthetic_bytes, "synthetic set and checkpoint")])
     return listing

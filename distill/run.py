@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         args.preset = default_preset(args)
     cfg = load_config(args)
     previous = refuse_to_overwrite(out, _RUN_FILES, resume=args.resume, overwrite=args.overwrite)
-    preflight_distill(cfg, out, device=resolve_device(cfg.device))  # before any image is decoded
+    preflight_distill(cfg, out, device=local_device(resolve_device(cfg.device)))  # before any image is decoded
     with joined() as world:  # no threads(...) here: RunConfig leaves torch's choice alone
         return _run(args, cfg, out, previous, chosen=chosen, rank=world.rank, size=world.size)
 

@@ -91,7 +91,7 @@ def preflight(config: SearchConfig, out: Path | None, benchmark, *, resume: bool
     from dataclasses import replace
 
     from distill.data import STATS
-    from distill.distributed import resolve_device
+    from distill.distributed import local_device, resolve_device
     from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
                                    data_writes, encoder_memory, read_listing)
     from nas.proxies import load_synthetic_files
@@ -101,7 +101,7 @@ def preflight(config: SearchConfig, out: Path | None, benchmark, *, resume: bool
     if config.num_archs > space:
         raise DistillError(f"--num-archs {config.num_archs} is more than the {space} distinct architectures of space "
                            f"{config.space!r}; pass at most {space}")
-    device = resolve_device(config.device)
+    device = local_device(resolve_device(config.device))
     d = replace(config.distill, method="datadam", ipc=config.ipc).resolved(device)
     check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, prefix="--distill-")
     check_names(dsa_strategy=config.train.dsa_strategy)
@@ -126,7 +126,7 @@ def preflight(config: SearchConfig, out: Path | None, benchmark, *, resume: bool
     if any(p in ("datadam", "dm", "random") for p in config.proxy):
         check_ipc(config.ipc, listing)
     check_memory({**data_memory(listing, test=True), **encoder_memory(d, listing.image_shape, listing.num_classes)},
-                 device=device.type)
+                 device=device)
     check_disk(data_writes(listing))
 
 
