@@ -376,6 +376,7 @@ def test_kill_9_inside_a_cache_write_leaves_nothing_trusted(tree, tmp_path, caps
     again = load_dataset("cifar10", "train", data_root=tree)
     assert "cache:" not in capsys.readouterr().err and len(again) == 120
     assert load_entry(_decoded_entry(cache)) is not None
+    assert not list((cache / "decoded").glob(".*.tmp"))  # the dead writer's half file went with the new write
 
 
 # --- Signals ----------------------------------------------------------------------------------------------------
