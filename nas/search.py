@@ -95,12 +95,11 @@ def preflight(config: SearchConfig, out: Path | None, benchmark, *, resume: bool
     from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
                                    data_writes, encoder_memory, read_listing)
     from nas.proxies import load_synthetic_files
-    from nas.sampling import space_indices, unique_representatives
+    from nas.sampling import draw_candidates
 
-    space = len(unique_representatives(benchmark, space_indices(benchmark, config.space, dataset=config.dataset)))
-    if config.num_archs > space:
-        raise DistillError(f"--num-archs {config.num_archs} is more than the {space} distinct architectures of space "
-                           f"{config.space!r}; pass at most {space}")
+    # The search's own draw (a fraction of a second): --num-archs and --top-fraction against the space.
+    draw_candidates(benchmark, config.space, config.num_archs, seed=config.seed, top_fraction=config.top_fraction,
+                    dataset=config.dataset)
     device = local_device(resolve_device(config.device))
     d = replace(config.distill, method="datadam", ipc=config.ipc).resolved(device)
     check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, prefix="--distill-")
