@@ -164,35 +164,40 @@ def _end(message: str, code: int) -> NoReturn:
     os._exit(code)
 
 
-def _watch_signals() -> None:
-    """End the process ``GRACE_SECONDS`` after SIGINT or SIGTERM if the main thread has not ended it by then.
+@contextlib.contextmanager
+def _signal_watchdog() -> Iterator[None]:
+    """Inside the block, end the process ``GRACE_SECONDS`` after SIGINT or SIGTERM if the main thread has not
+    ended it by then.
 
     Python runs a signal handler only when the main thread returns to the interpreter; a main thread
     blocked in C (a compiler run by torch.compile, a join on its workers) never would. The C-level
-    handler still writes the signal's number to the wakeup file descriptor, which this thread reads.
+    handler still writes the signal's number to the wakeup file descriptor, which a thread reads.
     """
     reader, writer = socket.socketpair()
     writer.setblocking(False)
-    signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    before = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
 
     def watch() -> None:
-        while True:
-            got = reader.recv(64)
+        while got := reader.recv(64):  # empty: the block has ended and closed the writer
             if any(n in (signal.SIGINT, signal.SIGTERM) for n in got):
                 time.sleep(GRACE_SECONDS)
                 _end(interrupt_message(), 130)
 
     threading.Thread(target=watch, name="signal-watchdog", daemon=True).start()
-    _watch_signals.keep = (reader, writer)  # type: ignore[attr-defined]  # closed at exit, not before
+    try:
+        yield
+    finally:  # a main run inside another program (tests) leaves its signals as they were
+        signal.set_wakeup_fd(before)
+        writer.close()
 
 
 def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
     """Run a CLI ``main``: user errors become one line on stderr and exit code 2; SIGINT and SIGTERM end it
     within ``GRACE_SECONDS`` with a line that says what was kept."""
     signal.signal(signal.SIGTERM, _terminate)  # a cluster scheduler's stop: checkpoint and hint, as for Ctrl-C
-    _watch_signals()
     try:
-        code = main(None)
+        with _signal_watchdog():
+            code = main(None)
     except DistillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
