@@ -6,6 +6,16 @@ import warnings
 # on every run says nothing about ours. Filtered here, before any Avalanche import.
 warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
 
-from continual.buffer import DistilledBuffer  # noqa: E402
+
+
+def __getattr__(name: str):
+    """``continual.DistilledBuffer`` imports Avalanche on first use, so that the command line's checks
+    (``continual.config``) refuse a bad setting without paying for it."""
+    if name == "DistilledBuffer":
+        from continual.buffer import DistilledBuffer
+
+        return DistilledBuffer
+    raise AttributeError(f"module 'continual' has no attribute {name!r}")
+
 
 __all__ = ["DistilledBuffer"]

@@ -8,6 +8,7 @@ import torch
 from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmark
 from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset
 
+from continual.config import check_steps
 from distill.data import ClassDataset
 from distill.errors import DistillError
 
@@ -18,12 +19,6 @@ def class_order(seed: int, num_classes: int) -> list[int]:
     Uses a private ``RandomState`` seeded the same way, so the global numpy state is left alone.
     """
     return [int(c) for c in np.random.RandomState(seed).permutation(num_classes)]
-
-
-def check_steps(steps: int, num_classes: int) -> None:
-    if steps < 1 or num_classes % steps:
-        raise DistillError(f"--steps {steps} does not divide the {num_classes} classes into equal experiences; "
-                           f"use one of {', '.join(str(d) for d in range(1, num_classes + 1) if num_classes % d == 0)}")
 
 
 def first_per_class(data: ClassDataset, n: int | None) -> ClassDataset:

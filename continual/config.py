@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from distill.cache import fingerprint
+
+from distill.errors import DistillError
 from distill.settings import checked
 from distill.evaluate import TrainConfig
-from distill.methods import METHODS, DistillConfig
+from distill.methods import METHODS, DistillConfig, list_methods
+from distill.networks import list_networks
 
 PROTOCOLS = ("gdumb", "replay", "both")
 # Avalanche's own class-balanced reservoir memory; only meaningful in the replay protocol.
@@ -73,4 +79,54 @@ class ContinualConfig:
         return ["gdumb", "replay"] if self.protocol == "both" else [self.protocol]
 
 
-__all__ = ["CLASS_BALANCED", "ContinualConfig", "METHODS", "PROTOCOLS", "ReplayConfig"]
+def check_steps(steps: int, num_classes: int) -> None:
+    """Refuse a number of experiences that does not split the classes evenly."""
+    if steps < 1 or num_classes % steps:
+        raise DistillError(f"--steps {steps} does not divide the {num_classes} classes into equal experiences; "
+                           f"use one of {', '.join(str(d) for d in range(1, num_classes + 1) if num_classes % d == 0)}")
+
+
+def validate(cfg: ContinualConfig) -> None:
+    """Raise :class:`DistillError` for any setting that cannot work, before anything expensive runs.
+
+    Kept here, beside the settings, so that a command line checks them without importing Avalanche.
+    """
+    if cfg.protocol not in PROTOCOLS:
+        raise DistillError(f"unknown --protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    known = (*list_methods(), CLASS_BALANCED)
+    if not cfg.memory:
+        raise DistillError(f"--memory is empty; pass some of {', '.join(known)}")
+    for method in cfg.memory:
+        if method not in known:
+            raise DistillError(f"unknown memory method {method!r}; choose from {', '.join(known)}")
+    if len(set(cfg.memory)) != len(cfg.memory):
+        raise DistillError(f"--memory {','.join(cfg.memory)} repeats a method; list each once")
+    if CLASS_BALANCED in cfg.memory and cfg.protocol == "gdumb":
+        raise DistillError(f"memory {CLASS_BALANCED} is Avalanche's replay buffer; use it with --protocol replay or both")
+    if not cfg.seeds:
+        raise DistillError("--seeds is empty; pass e.g. --seeds 0,1")
+    if len(set(cfg.seeds)) != len(cfg.seeds):  # bounds are checked where the config is built
+        raise DistillError(f"--seeds {cfg.seeds} repeats a seed; list each once")
+    if cfg.network not in list_networks():  # else it fails after the first step's distillation
+        raise DistillError(f"unknown --network {cfg.network!r}; choose one of {', '.join(list_networks())}")
+
+
+def comparable(cfg: ContinualConfig) -> dict:
+    """What a --resume must keep: more seeds, methods or another protocol extend a run (fields marked so)."""
+    return fingerprint(cfg, resume=True)
+
+
+def read_progress(path: Path, cfg: ContinualConfig) -> dict:
+    """The saved ``progress.json`` of a run that ``cfg`` resumes; :class:`DistillError` if it is unreadable or was
+    made with other settings (read by the pre-flight too, before any image is decoded)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise DistillError(f"{path} is unreadable; rerun without --resume (or with a new --out)") from None
+    if saved.get("config") != comparable(cfg):
+        raise DistillError(f"the settings differ from the run saved in {path.parent} (only seeds, memory, "
+                           f"protocol and device may change on --resume); drop --resume or use a new --out")
+    return saved
+
+
+__all__ = ["CLASS_BALANCED", "ContinualConfig", "METHODS", "PROTOCOLS", "ReplayConfig", "check_steps", "comparable", "read_progress", "validate"]

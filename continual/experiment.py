@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -11,19 +10,17 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from distill.cache import fingerprint
 from distill.distributed import resolve_device
 from distill.data import ClassDataset, load_dataset
-from distill.errors import DistillError
 from distill.io import write_json
 
-from continual.benchmark import check_steps, class_order, experience_classes, first_per_class, make_benchmark
+from continual.benchmark import class_order, experience_classes, first_per_class, make_benchmark
 from continual.buffer import DistilledBuffer
-from distill.methods import check_image_size, get_method, list_methods
-from distill.networks import list_networks
+from distill.errors import DistillError
+from distill.methods import check_image_size, get_method
 from distill.synthetic import SyntheticSet
 
-from continual.config import CLASS_BALANCED, PROTOCOLS, ContinualConfig
+from continual.config import CLASS_BALANCED, ContinualConfig, check_steps, comparable, read_progress, validate
 from continual.metrics import summarise
 from continual.plot import plot_accuracy
 from continual.protocols import StepResult, make_class_balanced, network_factory, run_gdumb, run_replay
@@ -32,28 +29,6 @@ log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def validate(cfg: ContinualConfig) -> None:
-    """Raise :class:`DistillError` for any setting that cannot work, before anything expensive runs."""
-    if cfg.protocol not in PROTOCOLS:
-        raise DistillError(f"unknown --protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    known = (*list_methods(), CLASS_BALANCED)
-    if not cfg.memory:
-        raise DistillError(f"--memory is empty; pass some of {', '.join(known)}")
-    for method in cfg.memory:
-        if method not in known:
-            raise DistillError(f"unknown memory method {method!r}; choose from {', '.join(known)}")
-    if len(set(cfg.memory)) != len(cfg.memory):
-        raise DistillError(f"--memory {','.join(cfg.memory)} repeats a method; list each once")
-    if CLASS_BALANCED in cfg.memory and cfg.protocol == "gdumb":
-        raise DistillError(f"memory {CLASS_BALANCED} is Avalanche's replay buffer; use it with --protocol replay or both")
-    if not cfg.seeds:
-        raise DistillError("--seeds is empty; pass e.g. --seeds 0,1")
-    if len(set(cfg.seeds)) != len(cfg.seeds):  # bounds are checked where the config is built
-        raise DistillError(f"--seeds {cfg.seeds} repeats a seed; list each once")
-    if cfg.network not in list_networks():  # else it fails after the first step's distillation
-        raise DistillError(f"unknown --network {cfg.network!r}; choose one of {', '.join(list_networks())}")
 
 
 def saved_sets(cfg: ContinualConfig) -> dict[str, SyntheticSet]:
@@ -78,11 +53,6 @@ def saved_sets(cfg: ContinualConfig) -> dict[str, SyntheticSet]:
     return sets
 
 
-def _comparable(cfg: ContinualConfig) -> dict[str, Any]:
-    """What a --resume must keep: more seeds, methods or another protocol extend a run (fields marked so)."""
-    return fingerprint(cfg, resume=True)
-
-
 class Progress:
     """Finished (protocol, method, seed, step) results, written atomically after every step."""
 
@@ -92,16 +62,10 @@ class Progress:
         self.seconds_before = 0.0  # wall seconds of the invocations this one resumes
         self.started = time.perf_counter()
         if resume and path.is_file():
-            try:
-                saved = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                raise DistillError(f"{path} is unreadable; rerun without --resume (or with a new --out)") from None
-            if saved.get("config") != _comparable(cfg):
-                raise DistillError(f"the settings differ from the run saved in {path.parent} (only seeds, memory, "
-                                   f"protocol and device may change on --resume); drop --resume or use a new --out")
+            saved = read_progress(path, cfg)
             self.records = saved.get("records", {})
             self.seconds_before = float(saved.get("wall_seconds", 0.0))
-        self.config = _comparable(cfg)
+        self.config = comparable(cfg)
 
     @staticmethod
     def key(protocol: str, method: str, seed: int) -> str:

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import fnmatch
+import os
 import signal
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
 
@@ -106,23 +111,100 @@ def report(summary: str, out: Path, **files: str) -> None:
     print("  ".join(f"{label}: {Path(out) / name}" for label, name in files.items()))
 
 
+#: Seconds an interrupted process has to end its own way (a checkpoint, the message) before it is ended for it.
+GRACE_SECONDS = 4.0
+#: Files a run resumes from: the interrupt message says "checkpointed" only when this process wrote one.
+CHECKPOINT_FILES = ("checkpoint*.pt", "progress.json", "rank*.json")
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def interrupt_message() -> str:
+    """What an interrupted run kept: the folders of the checkpoints this process wrote, or that nothing was kept."""
+    from distill.io import WRITTEN
+
+    folders = sorted({str(p.parent) for p in WRITTEN if any(fnmatch.fnmatch(p.name, c) for c in CHECKPOINT_FILES)})
+    if folders:
+        return f"interrupted: progress was checkpointed in {', '.join(folders)}; rerun the same command with --resume"
+    return "interrupted: nothing was kept (no checkpoint had been written); rerun the same command to start again"
+
+
+def end_descendants() -> None:
+    """Kill every process this one started, and theirs (torch.compile's workers, a compiler run by them)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = entry.read_text()
+        except OSError:
+            continue
+        children.setdefault(int(text.rsplit(")", 1)[1].split()[1]), []).append(int(entry.parent.name))
+    todo, found = [os.getpid()], []
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+_ending = threading.Lock()
+
+
+def _end(message: str, code: int) -> NoReturn:
+    """Print ``message``, end the process's descendants and exit at once, without waiting on worker pools
+    at interpreter exit (a ``concurrent.futures`` pool waits for its running work there)."""
+    _ending.acquire()  # the first of the main thread and the watchdog ends the process; the other waits
+    print(message, file=sys.stderr)
+    end_descendants()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@contextlib.contextmanager
+def _signal_watchdog() -> Iterator[None]:
+    """Inside the block, end the process ``GRACE_SECONDS`` after SIGINT or SIGTERM if the main thread has not
+    ended it by then.
+
+    Python runs a signal handler only when the main thread returns to the interpreter; a main thread
+    blocked in C (a compiler run by torch.compile, a join on its workers) never would. The C-level
+    handler still writes the signal's number to the wakeup file descriptor, which a thread reads.
+    """
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    before = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while got := reader.recv(64):  # empty: the block has ended and closed the writer
+            if any(n in (signal.SIGINT, signal.SIGTERM) for n in got):
+                time.sleep(GRACE_SECONDS)
+                _end(interrupt_message(), 130)
+
+    threading.Thread(target=watch, name="signal-watchdog", daemon=True).start()
+    try:
+        yield
+    finally:  # a main run inside another program (tests) leaves its signals as they were
+        signal.set_wakeup_fd(before)
+        writer.close()
+
+
 def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
-    """Run a CLI ``main``: user errors become one line on stderr and exit code 2."""
+    """Run a CLI ``main``: user errors become one line on stderr and exit code 2; SIGINT and SIGTERM end it
+    within ``GRACE_SECONDS`` with a line that says what was kept."""
     signal.signal(signal.SIGTERM, _terminate)  # a cluster scheduler's stop: checkpoint and hint, as for Ctrl-C
     try:
-        code = main(None)
+        with _signal_watchdog():
+            code = main(None)
     except DistillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: progress was checkpointed; rerun the same command with --resume", file=sys.stderr)
-        sys.exit(130)
+        _end(interrupt_message(), 130)
     sys.exit(code or 0)
 
 
-__all__ = ["joined", "make_run_dir", "refuse_to_overwrite", "report", "run_cli", "run_parser", "threads",
-           "write_settings"]
+__all__ = ["GRACE_SECONDS", "end_descendants", "interrupt_message", "joined", "make_run_dir", "refuse_to_overwrite",
+           "report", "run_cli", "run_parser", "threads", "write_settings"]

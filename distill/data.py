@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from distill.errors import DistillError
-from distill.io import atomic_torch_save
+from distill.store import discard, load_entry, save_entry
 
 DATA_ROOT_ENV = "DISTILL_DATA_ROOT"
 CACHE_DIR_ENV = "DISTILL_CACHE_DIR"
@@ -117,11 +117,11 @@ def load_dataset(name: str, split: str = "train", *, data_root: str | Path | Non
     if split not in ("train", "test"):
         raise DistillError(f"unknown split {split!r}; use train or test")
     root = Path(data_root) if data_root is not None else default_data_root()
-    _check_layout(root, split)
+    check_layout(root, split)
     if name == "imagefolder" or (root / split).is_dir():
         images, labels, classes = _load_imagefolder_cached(root, split)
         if name in STATS:
-            _check_classes(name, classes, root)
+            check_class_names(name, classes, root)
             mean, std = STATS[name]
         else:
             mean, std = _imagefolder_stats(root, images if split == "train" else None)
@@ -131,8 +131,10 @@ def load_dataset(name: str, split: str = "train", *, data_root: str | Path | Non
     return ClassDataset(normalise(images, mean, std), labels, classes, mean, std)
 
 
-def _check_layout(root: Path, split: str) -> None:
-    """Name the two common wrong roots at once, rather than failing later as a download error."""
+def check_layout(root: Path, split: str) -> None:
+    """Raise :class:`DistillError` for a root without ``split`` beside the other split, or a split passed as root.
+
+    Name the two common wrong roots at once, rather than failing later as a download error."""
     other = "test" if split == "train" else "train"
     if (root / other).is_dir() and not (root / split).is_dir():
         raise DistillError(f"{root} has {other}/ but no {split}/; an ImageFolder root needs both "
@@ -144,15 +146,16 @@ def _check_layout(root: Path, split: str) -> None:
                                    f"pass its parent {root.parent} as --data-root")
 
 
-def _check_classes(name: str, classes: list[str], root: Path) -> None:
-    expected = _torchvision_classes(name)
+def check_class_names(name: str, classes: list[str], root: Path) -> None:
+    """Raise :class:`DistillError` unless the class folders under ``root`` are those of ``name`` (cifar10, cifar100)."""
+    expected = torchvision_classes(name)
     if classes != expected:
         raise DistillError(
             f"{root} has class folders {classes[:4]}... but {name} needs {expected[:4]}... ({len(expected)} classes); "
             f"point --data-root at a {name} tree or use --dataset imagefolder")
 
 
-def _torchvision_classes(name: str) -> list[str]:
+def torchvision_classes(name: str) -> list[str]:
     if name == "cifar10":
         return ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     # CIFAR-100's fine labels are in alphabetical order, as its meta file lists them.
@@ -185,13 +188,9 @@ def _load_torchvision(name: str, root: Path, split: str) -> tuple[Tensor, Tensor
     return images, torch.tensor(ds.targets, dtype=torch.long), list(ds.classes)
 
 
-def _list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path]], str]:
-    """The class folders, their image files, and a digest of the whole listing.
-
-    The digest covers every file's path, size and ``mtime_ns``, so moving an image to another
-    class or editing one in place changes it; a ``scandir`` of CIFAR-10's 60,000 files takes
-    about 0.2 s, far less than decoding them.
-    """
+def class_files(root: Path, split: str) -> tuple[list[str], list[list[os.DirEntry]]]:
+    """The class folders of ``root/split`` and their image files (sorted ``os.DirEntry``s), from one ``scandir``
+    per class and no ``stat``: what a pre-flight check needs (class names and sizes), at a listing's cost."""
     folder = root / split
     if not root.is_dir():
         raise DistillError(f"data root {root} does not exist; pass --data-root DIR or set ${DATA_ROOT_ENV}")
@@ -200,35 +199,51 @@ def _list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     if not classes:
         raise DistillError(f"{folder} has no class folders; expected {split}/<class>/<image>")
-    files, digest = [], hashlib.sha1()
+    files = []
     for c in classes:
         with os.scandir(folder / c) as entries:
             found = sorted((e for e in entries if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES),
                            key=lambda e: e.name)
         if not found:
             raise DistillError(f"class folder {folder / c} has no images (.jpg, .jpeg, .png); add images or remove it")
+        files.append(found)
+    return classes, files
+
+
+def list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path]], str]:
+    """The class folders, their image files, and a digest of the whole listing.
+
+    The digest covers every file's path, size and ``mtime_ns``, so moving an image to another
+    class or editing one in place changes it; a ``scandir`` of CIFAR-10's 60,000 files takes
+    about 0.2 s, far less than decoding them.
+    """
+    classes, entries = class_files(root, split)
+    digest = hashlib.sha1()
+    for c, found in zip(classes, entries):
         for e in found:
             st = e.stat()
             digest.update(f"{c}/{e.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-        files.append([Path(e.path) for e in found])
-    return classes, files, digest.hexdigest()
+    return classes, [[Path(e.path) for e in found] for found in entries], digest.hexdigest()
+
+
+def decoded_cache_file(root: Path, split: str, listing: str) -> Path:
+    """Where the decoded images of ``root/split`` are cached: keyed by the folder and its listing's digest."""
+    key = hashlib.sha1("\n".join([str(root.resolve()), split, listing]).encode()).hexdigest()[:16]
+    return cache_dir() / "decoded" / f"{root.name}-{split}-{key}.pt"
 
 
 def _load_imagefolder_cached(root: Path, split: str) -> tuple[Tensor, Tensor, list[str]]:
-    classes, files, listing = _list_imagefolder(root, split)
+    classes, files, listing = list_imagefolder(root, split)
     flat = [p for group in files for p in group]
-    key = hashlib.sha1("\n".join([str(root.resolve()), split, listing]).encode()).hexdigest()[:16]
-    cache_file = cache_dir() / "decoded" / f"{root.name}-{split}-{key}.pt"
-    if cache_file.is_file():
-        try:
-            cached = torch.load(cache_file, weights_only=True)
-            if cached["classes"] == classes and len(cached["labels"]) == len(flat):
-                return cached["images"], cached["labels"], classes
-        except Exception:  # a stale or corrupt cache is rebuilt, never trusted
-            pass
+    cache_file = decoded_cache_file(root, split, listing)
+    cached = load_entry(cache_file)  # checked against the digest of its content; a damaged one is deleted
+    if cached is not None:
+        if cached["classes"] == classes and len(cached["labels"]) == len(flat):
+            return cached["images"], cached["labels"], classes
+        discard(cache_file, f"{cache_file} holds other classes or image count than {root / split}")
     images, labels = _decode(files)
     try:
-        atomic_torch_save({"images": images, "labels": labels, "classes": classes}, cache_file)
+        save_entry({"images": images, "labels": labels, "classes": classes}, cache_file)
     except OSError:
         pass  # a read-only cache folder costs a decode next time, nothing else
     return images, labels, classes
@@ -268,5 +283,6 @@ def _imagefolder_stats(root: Path, train_images: Tensor | None) -> tuple[tuple[f
     return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
 
 
-__all__ = ["CACHE_DIR_ENV", "DATA_ROOT_ENV", "DATASETS", "IMAGE_SUFFIXES", "STATS", "cache_dir", "ClassDataset",
-           "default_data_root", "denormalise", "from_tensors", "load_dataset", "normalise"]
+__all__ = ["CACHE_DIR_ENV", "DATA_ROOT_ENV", "DATASETS", "IMAGE_SUFFIXES", "STATS", "cache_dir", "check_class_names", "check_layout", "class_files",
+           "ClassDataset", "decoded_cache_file", "default_data_root", "denormalise", "from_tensors", "list_imagefolder",
+           "load_dataset", "normalise", "torchvision_classes"]

@@ -116,6 +116,17 @@ def test_accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, device: t
     return 100.0 * correct / max(1, len(images))
 
 
+def check_against_test(images: Tensor, labels: Tensor, test: ClassDataset) -> None:
+    """:class:`DistillError` unless the training set's labels are test classes and its images are shaped as the
+    test images: else the mismatch surfaces as an index or matrix-shape error deep inside training."""
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(test.image_shape):
+        raise DistillError(f"the training images are {tuple(images.shape[1:])} (C, H, W) but the test images are "
+                           f"{tuple(test.image_shape)}; train on images of the test set's size and channels")
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < test.num_classes:
+        raise DistillError(f"the training labels run from {int(labels.min())} to {int(labels.max())} but the test set "
+                           f"has {test.num_classes} classes (0 to {test.num_classes - 1}); pass labels of its classes")
+
+
 def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str | Callable[[], nn.Module] = "convnet",
              config: TrainConfig, seeds: Sequence[int], device: torch.device | str = "cpu",
              num_classes: int | None = None, progress: bool = False, together: bool | None = None,
@@ -128,6 +139,7 @@ def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str
     net). By default only on a GPU: on a quiet 2-core CPU the grouped convolutions were slower than
     one net after another (0.74x at ipc 1, 0.92x at ipc 10; benchmarks/distill_speed.py).
     """
+    check_against_test(images, labels, test)
     if together is None:
         together = torch.device(device).type == "cuda"
     num_classes = num_classes or test.num_classes
@@ -185,5 +197,5 @@ def evaluate_networks(images: Tensor, labels: Tensor, test: ClassDataset, networ
     return table
 
 
-__all__ = ["EVAL_PROTOCOLS", "EvalResult", "evaluate", "evaluate_networks", "protocol_setup", "test_accuracy",
+__all__ = ["EVAL_PROTOCOLS", "EvalResult", "check_against_test", "evaluate", "evaluate_networks", "protocol_setup", "test_accuracy",
            "train_network", "train_networks", "TrainConfig"]

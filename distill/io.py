@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from distill.errors import DistillError
+
+#: Test hook: ``DISTILL_STALL_WRITE=<part of a path>:<flag file>`` makes the first write to a matching path
+#: stop halfway, create the flag file and wait forever, so that a test can kill the process inside a write.
+STALL_WRITE_ENV = "DISTILL_STALL_WRITE"
+
+#: Every file this process has written to completion (the interrupt message names the checkpoints among them).
+WRITTEN: list[Path] = []
 
 
 class WriteError(DistillError, OSError):
@@ -39,13 +48,16 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _remove_orphans(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
+            _stall_if_asked(path, f, data)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        WRITTEN.append(path)
     except OSError as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -56,6 +68,28 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete the temporary files of ``path`` whose writer is gone (``kill -9`` inside a write): never trusted,
+    since only a rename gives a file its name, but a cache's half-written entries would pile up."""
+    if not Path("/proc/self").exists():  # no way to tell a live writer from a dead one here: leave them
+        return
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            tmp.unlink(missing_ok=True)
+
+
+def _stall_if_asked(path: Path, f: Any, data: bytes) -> None:
+    match, _, flag = os.environ.get(STALL_WRITE_ENV, "").rpartition(":")
+    if not flag or match not in str(path):
+        return
+    f.write(data[:len(data) // 2])
+    f.flush()
+    Path(flag).touch()
+    while True:  # until the test kills the process
+        time.sleep(60)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -96,5 +130,6 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "open_records", "write_json", "write_section",
+__all__ = ["STALL_WRITE_ENV", "WRITTEN", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "open_records",
+           "write_json", "write_section",
            "WriteError"]

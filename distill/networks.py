@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Callable
 
 import torch
@@ -30,7 +31,18 @@ def get_network(name: str, *, num_classes: int, channels: int = 3, image_size: i
     """Build a freshly initialised network by registry name (see :func:`list_networks`)."""
     if name not in _REGISTRY:
         raise DistillError(f"unknown network {name!r}; choose one of {', '.join(list_networks())}")
-    return _REGISTRY[name](num_classes=num_classes, channels=channels, image_size=image_size, **kwargs)
+    try:
+        count = operator.index(num_classes)  # an int, numpy or torch integer; 0.7 or "3" are refused
+    except TypeError:
+        count = 0
+    if count < 2 or isinstance(num_classes, bool):
+        raise DistillError(f"num_classes must be an integer of at least 2 (a classifier needs two outputs), got "
+                           f"{num_classes!r}; pass the number of classes")
+    return _REGISTRY[name](num_classes=count, channels=channels, image_size=image_size, **kwargs)
+
+
+#: The norms a ConvNet layer takes (``--norm``).
+NORMS = ("instancenorm", "batchnorm", "none")
 
 
 def make_norm(norm: str, width: int) -> nn.Module:
@@ -41,7 +53,7 @@ def make_norm(norm: str, width: int) -> nn.Module:
         return nn.BatchNorm2d(width)
     if norm == "none":
         return nn.Identity()
-    raise DistillError(f"unknown norm {norm!r}; use instancenorm, batchnorm or none")
+    raise DistillError(f"unknown norm {norm!r}; use {', '.join(NORMS)}")
 
 
 def make_act(act: str) -> nn.Module:
@@ -236,6 +248,6 @@ def init_parameters(net: nn.Module, generator: torch.Generator) -> nn.Module:
     return net
 
 
-__all__ = ["VGG11", "AlexNet", "alexnet", "BasicBlock", "ConvBlock", "ConvNet", "convnet", "get_network",
+__all__ = ["NORMS", "VGG11", "AlexNet", "alexnet", "BasicBlock", "ConvBlock", "ConvNet", "convnet", "get_network",
            "init_parameters", "list_networks", "make_act", "make_norm", "make_pool", "register_network", "ResNet18",
            "resnet18", "vgg11"]

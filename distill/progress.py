@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -16,21 +18,24 @@ def probe_eval_seconds(num_images: int, image_shape: tuple[int, ...], num_classe
                        **network_kwargs) -> float:
     """Seconds to train one evaluation net for ``config.epochs`` on ``num_images`` and test it, measured on noise.
 
-    Two epochs run and the second is timed (the first pays for one-off kernel selection); testing is
-    timed on 500 images and scaled to ``test_images``.
+    The probe is bounded whatever the request: it trains on one batch (at most ``config.batch_size``
+    images) for a warm-up step, which pays for one-off kernel selection, then times two steps and scales
+    them to the steps of the whole training; testing is timed on one batch of at most 500 images.
     """
-    images = torch.randn(num_images, *image_shape)
-    labels = torch.arange(num_images) % num_classes
+    batch = max(1, min(num_images, config.batch_size))
+    images = torch.randn(batch, *image_shape)
+    labels = torch.arange(batch) % num_classes
     model = get_network(network, num_classes=num_classes, channels=image_shape[0], image_size=image_shape[-1],
                         **network_kwargs)
-    one = TrainConfig(**{**config.__dict__, "epochs": 1})
-    train_network(model, images, labels, one, seed=0, device=device)
+    train_network(model, images, labels, replace(config, epochs=1), seed=0, device=device)
     started = time.perf_counter()
-    train_network(model, images, labels, one, seed=1, device=device)
-    epoch = time.perf_counter() - started
+    train_network(model, images, labels, replace(config, epochs=2), seed=1, device=device)
+    step = (time.perf_counter() - started) / 2
+    tested = min(500, max(1, test_images))
     started = time.perf_counter()
-    test_accuracy(model, torch.randn(500, *image_shape), torch.zeros(500, dtype=torch.long), device=device)
-    return epoch * config.epochs + (time.perf_counter() - started) * test_images / 500
+    test_accuracy(model, torch.randn(tested, *image_shape), torch.zeros(tested, dtype=torch.long), device=device)
+    steps = math.ceil(num_images / config.batch_size) * config.epochs
+    return step * steps + (time.perf_counter() - started) * test_images / tested
 
 
 class JobClock:

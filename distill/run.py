@@ -18,9 +18,9 @@ from distill.zca import whiten_dataset, zca_of
 from distill.io import write_json
 from distill.job import RunConfig, distill_sharded, eval_networks, eval_setup, plan, summary
 from distill.methods import DistillConfig, check_image_size, get_method
-from distill.networks import list_networks
 from distill.perf import tune_allocator
 from distill.plot import downsample, plot_loss
+from distill.preflight import preflight_distill
 from distill.settings import add_config_args, pick_preset, read_toml, resolve_config
 
 __all__ = ["RunConfig", "build_parser", "distill_sharded", "load_config", "main"]
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         args.preset = default_preset(args)
     cfg = load_config(args)
     previous = refuse_to_overwrite(out, _RUN_FILES, resume=args.resume, overwrite=args.overwrite)
+    preflight_distill(cfg, out, device=local_device(resolve_device(cfg.device)))  # before any image is decoded
     with joined() as world:  # no threads(...) here: RunConfig leaves torch's choice alone
         return _run(args, cfg, out, previous, chosen=chosen, rank=world.rank, size=world.size)
 
@@ -107,12 +108,6 @@ def _run(args: argparse.Namespace, cfg: RunConfig, out: Path | None, previous: l
          rank: int, size: int) -> int:
     """Everything after the settings: data, the run folder and its config.toml, distillation, evaluation."""
     device = local_device(resolve_device(cfg.device))
-    for name in eval_networks(cfg) if cfg.eval > 0 else []:
-        if name not in list_networks():
-            flag = "--eval-networks" if cfg.eval_networks else "--eval-network"
-            raise DistillError(f"unknown {flag} {name!r}; choose one of {', '.join(list_networks())}")
-    if len(set(cfg.eval_networks)) != len(cfg.eval_networks):
-        raise DistillError(f"--eval-networks {','.join(cfg.eval_networks)} repeats a network; list each once")
     # Everything the run needs is read before the first iteration, not after an hour of distilling.
     train = load_dataset(cfg.dataset, "train", data_root=cfg.data_root)
     test = load_dataset(cfg.dataset, "test", data_root=cfg.data_root) if cfg.eval > 0 else None

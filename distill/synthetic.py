@@ -13,6 +13,7 @@ from torch import Tensor
 from distill.data import denormalise
 from distill.errors import DistillError
 from distill.io import atomic_torch_save
+from distill.store import DamagedEntry, content_digest
 
 FORMAT_VERSION = 1
 _FIELDS = ("images", "labels", "class_ids", "class_names", "mean", "std", "ipc", "method", "config", "seed",
@@ -147,7 +148,9 @@ class SyntheticSet:
                               seconds=sum(s.seconds for s in sets))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, **{name: getattr(self, name) for name in _FIELDS}}
+        """The fields, the format version and a digest of them all (checked by :meth:`load`)."""
+        state = {"format_version": FORMAT_VERSION, **{name: getattr(self, name) for name in _FIELDS}}
+        return {**state, "digest": content_digest(state)}
 
     def save(self, path: str | Path) -> None:
         """Write atomically (temporary file, then rename)."""
@@ -156,8 +159,13 @@ class SyntheticSet:
         atomic_torch_save(self.state_dict(), path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "SyntheticSet":
-        """Read and validate a file written by :meth:`save`."""
+    def load(cls, path: str | Path, *, require_digest: bool = False) -> "SyntheticSet":
+        """Read and validate a file written by :meth:`save`, checking its content against its digest.
+
+        Args:
+            require_digest: refuse a file without a digest (a cache must not trust one; a set written
+                before digests existed is still read when a user passes it).
+        """
         path = Path(path)
         if not path.is_file():
             raise DistillError(f"synthetic set file {path} does not exist; run `python -m distill.run` to make one")
@@ -174,6 +182,9 @@ class SyntheticSet:
         missing = [name for name in _FIELDS if name not in state]
         if missing:
             raise DistillError(f"{path} lacks field(s) {', '.join(missing)}; the file is damaged, distill again")
+        digest = state.pop("digest", None)
+        if (digest is None and require_digest) or (digest is not None and digest != content_digest(state)):
+            raise DamagedEntry(f"{path} does not match the digest of its content; the file is damaged, distill again")
         return cls(**{name: state[name] for name in _FIELDS})
 
     def to_png(self, path: str | Path, *, max_per_class: int = 10) -> None:

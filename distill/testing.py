@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -23,4 +24,22 @@ def tiny_dataset(num_classes: int = 4, per_class: int = 12, *, size: int = 8, ch
                         mean=(mean,) * channels, std=(std,) * channels)
 
 
-__all__ = ["tiny_dataset"]
+def image_tree(root: str | Path, class_names: Sequence[str], *, train: int = 12, test: int = 4, size: int = 32,
+               seed: int = 0) -> Path:
+    """An ImageFolder tree of noise PNGs, ``root/{train,test}/<class>/<i>.png``: real files for the command
+    lines' tests, without a copy of a real dataset."""
+    from PIL import Image
+
+    root = Path(root)
+    g = torch.Generator().manual_seed(seed)
+    for split, count in (("train", train), ("test", test)):
+        for name in class_names:
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                pixels = torch.randint(0, 256, (size, size, 3), generator=g, dtype=torch.uint8)
+                Image.fromarray(pixels.numpy()).save(folder / f"{i:04d}.png")
+    return root
+
+
+__all__ = ["image_tree", "tiny_dataset"]

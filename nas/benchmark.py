@@ -87,6 +87,11 @@ class Benchmark:
         return float(self.accuracies(dataset)[self.index_of(arch)])
 
 
+#: What ``--benchmark-file`` takes, as error messages name it.
+ACCEPTED = ("the official NAS-Bench-201-v1_*.pth file, a NATS CSV (.csv or .csv.gz with ArchitectureString) or "
+            "the bundled compact table (leave out --benchmark-file)")
+
+
 def _from_rows(rows: Iterable[Mapping[str, str]], columns: Mapping[str, str], source: str) -> Benchmark:
     archs: list[str] = []
     values: dict[str, list[float]] = {name: [] for name in columns}
@@ -115,7 +120,8 @@ def read_csv(path: str | Path) -> Benchmark:
                                    "column; pass the NAS-Bench-201 .pth file or a NATS CSV")
             return _from_rows(reader, columns, str(path))
     except (OSError, UnicodeDecodeError, KeyError, ValueError, csv.Error) as exc:
-        raise DistillError(f"cannot read benchmark table {path} ({exc}); pass a valid file") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DistillError(f"cannot read benchmark table {path} ({reason}); pass {ACCEPTED}") from None
 
 
 def from_api(api: Any, datasets: Sequence[str] = ("cifar10", "cifar100"), *, source: str = "nas_201_api") -> Benchmark:
@@ -141,6 +147,10 @@ def load_official(path: str | Path, datasets: Sequence[str] = ("cifar10", "cifar
                            "or leave out --benchmark-file to use the bundled table")
     if path.suffix in (".csv", ".gz"):
         return read_csv(path)
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # a torch zip, or a pickle
+        raise DistillError(f"{path} is not a NAS-Bench-201 table; pass {ACCEPTED}")
     try:
         from nas_201_api import NASBench201API
     except ImportError:
@@ -149,8 +159,7 @@ def load_official(path: str | Path, datasets: Sequence[str] = ("cifar10", "cifar
     try:
         api = NASBench201API(str(path), verbose=False)
     except Exception as exc:  # the API asserts and unpickles; anything here is a bad file
-        raise DistillError(f"cannot read {path} with nas_201_api ({type(exc).__name__}: {exc}); "
-                           "pass an official NAS-Bench-201 .pth file") from None
+        raise DistillError(f"cannot read {path} with nas_201_api ({type(exc).__name__}); pass {ACCEPTED}") from None
     return from_api(api, datasets, source=str(path))
 
 

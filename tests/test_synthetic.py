@@ -63,17 +63,28 @@ def test_load_errors_name_the_problem(tmp_path, corrupt, message):
 
 
 def test_inconsistent_contents_are_refused(tmp_path):
+    """Without a digest (a file from before digests, or edited with its digest removed) the fields are still checked."""
     s = make_set()
     state = s.state_dict()
+    del state["digest"]
     state["labels"] = state["labels"].flip(0)
     torch.save(state, tmp_path / "s.pt")
     with pytest.raises(DistillError, match="not grouped by class_ids"):
         SyntheticSet.load(tmp_path / "s.pt")
     state = s.state_dict()
+    del state["digest"]
     state["images"] = state["images"].clone()
     state["images"][0, 0, 0, 0] = float("nan")
     torch.save(state, tmp_path / "s.pt")
     with pytest.raises(DistillError, match="NaN"):
+        SyntheticSet.load(tmp_path / "s.pt")
+
+
+def test_an_edited_set_fails_its_digest(tmp_path):
+    state = make_set().state_dict()
+    state["images"] = torch.zeros_like(state["images"])  # right shape, other pixels
+    torch.save(state, tmp_path / "s.pt")
+    with pytest.raises(DistillError, match="does not match the digest of its content"):
         SyntheticSet.load(tmp_path / "s.pt")
 
 

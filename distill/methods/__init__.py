@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import operator
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.hardware import PRECISIONS, compile_available, resolve_precision
 from distill.io import write_json
+from distill.store import discard
 from distill.synthetic import SyntheticSet, git_revision
 
 log = logging.getLogger(__name__)
@@ -236,9 +238,9 @@ def load_or_distill(path: str | Path | None, train: ClassDataset, config: Distil
     """
     if path is not None and Path(path).is_file():
         try:
-            return SyntheticSet.load(path), True
-        except DistillError as exc:
-            log.warning("ignoring cached set %s: %s", path, exc)
+            return SyntheticSet.load(path, require_digest=True), True
+        except DistillError as exc:  # damaged, foreign or without a digest: deleted (one line) and made again
+            discard(path, str(exc))
     synthetic = distill(train, config, classes=classes, seed=seed, device=device, progress=progress)
     if path is not None:
         try:
@@ -254,6 +256,19 @@ def check_image_size(config: DistillConfig, image_shape: Sequence[int]) -> None:
     if size >> config.depth < 1:
         raise DistillError(f"depth {config.depth} is too deep for {image_shape[-2]}x{image_shape[-1]} images: every "
                            f"block halves them; use --depth {size.bit_length() - 1} or less")
+
+
+def class_ids(classes: Sequence[Any], num_classes: int) -> list[int]:
+    """``classes`` as ints; :class:`DistillError` for one that is not an integer (0.7 is not class 0) or out of range."""
+    ids = []
+    for c in classes:
+        try:
+            ids.append(operator.index(c))  # ints, numpy and torch integers; never a float, str or bool
+        except TypeError:
+            ids.append(None)
+        if ids[-1] is None or isinstance(c, bool) or not 0 <= ids[-1] < num_classes:
+            raise DistillError(f"class {c!r} is not a class id; pass integers from 0 to {num_classes - 1}")
+    return ids
 
 
 def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int] | None = None, seed: int = 0,
@@ -280,7 +295,7 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     method = get_method(cfg.method)
     if method.encoder:
         check_image_size(cfg, train.image_shape)
-    classes = list(range(train.num_classes)) if classes is None else [int(c) for c in classes]
+    classes = list(range(train.num_classes)) if classes is None else class_ids(classes, train.num_classes)
     if not classes:
         raise DistillError("no classes to distill; pass at least one class id")
     bad = [c for c in classes if not 0 <= c < train.num_classes or len(train.indices_of(c)) == 0]
@@ -377,4 +392,4 @@ METHODS = tuple(list_methods())
 SELECTION_METHODS = tuple(m for m in METHODS if not get_method(m).iterates)
 
 __all__ = ["DistillConfig", "MethodOutput", "MethodSpec", "METHODS", "SELECTION_METHODS", "VARIANTS",
-           "check_image_size", "distill", "get_method", "list_methods", "load_or_distill", "nan_hint", "register_method", "result_key"]
+           "check_image_size", "class_ids", "distill", "get_method", "list_methods", "load_or_distill", "nan_hint", "register_method", "result_key"]

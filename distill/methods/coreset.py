@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from distill.data import ClassDataset, cache_dir
 from distill.errors import DistillError
-from distill.io import atomic_torch_save
+from distill.store import load_entry, save_entry
 from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.methods.selection import _READS, _check_enough
 from distill.networks import ConvNet, init_parameters
@@ -120,18 +120,14 @@ def forgetting_scores(train: ClassDataset, classes: Sequence[int], cfg: DistillC
     """
     index = torch.cat([train.indices_of(c) for c in classes])
     path = _forgetting_cache(train, classes, cfg, seed, epochs)
-    if path is not None and path.is_file():
-        try:
-            cached = torch.load(path, weights_only=True)
-            if isinstance(cached, Tensor) and cached.shape == (len(index),):
-                return cached
-        except Exception as exc:  # noqa: BLE001 - a damaged cache entry is recomputed, never trusted
-            log.warning("ignoring cached forgetting counts %s: %s", path, exc)
+    cached = load_entry(path)  # checked against its digest; a damaged entry is deleted and recomputed
+    if isinstance(cached, Tensor) and cached.shape == (len(index),):
+        return cached
     scores = _train_and_count(train, index, cfg, seed=seed, device=device, epochs=epochs,
                               progress=progress)
     if path is not None:
         try:
-            atomic_torch_save(scores, path)
+            save_entry(scores, path)
         except OSError as exc:
             log.warning("could not cache the forgetting counts in %s: %s", path, exc)
     return scores
