@@ -52,7 +52,7 @@ CASES: dict[str, dict] = {
     "eval-official-ipc10": {"kind": "eval", "protocol": "official", "ipc": 10, "epochs": 300, "run_epochs": 1800,
                             "nets": 3},
     "nas-cpu-preset": {"kind": "nas", "channels": 8, "cells": 1, "resolution": 16, "ipc": 10, "batch": 50,
-                       "epochs": 400, "run_epochs": 400, "nets": 3},
+                       "epochs": 400, "run_epochs": 400, "nets": 3, "compile": False},  # as its preset says
     "nas-full-size": {"kind": "nas", "channels": 16, "cells": 5, "resolution": 32, "ipc": 50, "batch": 256,
                       "epochs": 6, "run_epochs": 200, "nets": 1},
     "continual-cpu-preset": {"kind": "continual", "ipc": 10, "width": 32, "batch": 32, "epochs": 50,
@@ -121,7 +121,7 @@ def _setup(case: dict):  # noqa: ANN202 - (images, labels, test images, test lab
         from nas.network import resize_images
         from nas.proxies import make_candidate, seeded_subset
 
-        cfg = nb201_train_config(epochs=case["epochs"], batch_size=case["batch"])
+        cfg = nb201_train_config(epochs=case["epochs"], batch_size=case["batch"], compile=case.get("compile"))
         images = resize_images(images, case["resolution"])
         test_images, test_labels = seeded_subset(test, NAS_TEST_IMAGES, 0)
         test_images = resize_images(test_images, case["resolution"])
