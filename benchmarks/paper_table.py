@@ -261,12 +261,13 @@ def render_markdown(records: list[dict]) -> str:
     epochs = {p: sorted({r["epochs"] for r in rows if r["protocol"] == p}) for p in ("dm", "official")}
     precision = sorted({str(r["evaluation"][p].get("engine", {}).get("precision")) for r in records
                         for p in r["evaluation"] if r["evaluation"][p].get("engine")})
-    out = [f"Settings: DataDAM/DM {', '.join(sorted({str(r['iterations']) for r in rows if r['iterations']}))} "
-           f"iterations at batch_real {', '.join(sorted({str(r['batch_real']) for r in rows if r['iterations']}))}, "
-           f"no ZCA; evaluation ConvNet-3, {NETS} nets a cell, `dm` protocol {'/'.join(map(str, epochs['dm']))} "
-           f"epochs, `official` {'/'.join(map(str, epochs['official']))} epochs, accuracy at the end of training; "
-           f"trained through the engine in {'/'.join(precision)} on a 2-core CPU. In brackets: the paper's figure "
-           "(the same for both protocols: it reports one).", "",
+    learned = [r for r in rows if r["iterations"]]
+    made = (f"DataDAM/DM {'/'.join(sorted({str(r['iterations']) for r in learned}))} iterations at batch_real "
+            f"{'/'.join(sorted({str(r['batch_real']) for r in learned}))}, no ZCA; " if learned else "")
+    protocols = ", ".join(f"`{p}` {'/'.join(map(str, e))} epochs" for p, e in epochs.items() if e)
+    out = [f"Settings: {made}evaluation ConvNet-3, {NETS} nets a cell ({protocols}), accuracy at the end of "
+           f"training, trained through the engine in {'/'.join(precision)} on a 2-core CPU. In brackets: the "
+           "paper's figure " "(the same for both protocols: it reports one).", "",
            "| method | protocol | ipc 1 | ipc 10 | ipc 50 |", "|---|---|---|---|---|"]
     keys = sorted({(_label(r), r["protocol"], r["method"]) for r in rows}, key=lambda k: (k[1], k[0]))
     for label, protocol, method in keys:
