@@ -16,7 +16,7 @@ from torch import Tensor
 
 from distill.data import ClassDataset, cache_dir
 from distill.errors import DistillError
-from distill.io import atomic_torch_save
+from distill.store import load_entry, save_entry
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +99,12 @@ def fit_zca_cached(train: ClassDataset, eps: float = EPS) -> ZCA:
     h = hashlib.sha1(repr((eps, train.mean, train.std, tuple(train.images.shape))).encode())
     h.update(train.images.contiguous().numpy().tobytes())
     path = cache_dir() / "zca" / f"zca-{h.hexdigest()[:16]}.pt"
-    if path.is_file():
-        try:
-            return ZCA.from_state(torch.load(path, weights_only=True))
-        except Exception as exc:  # noqa: BLE001 - a damaged cache entry is refit, never trusted
-            log.warning("ignoring cached ZCA %s: %s", path, exc)
+    state = load_entry(path)  # checked against its digest; a damaged entry is named, deleted and refit
+    if state is not None:
+        return ZCA.from_state(state)
     zca = fit_zca(train, eps)
     try:
-        atomic_torch_save(zca.state_dict(), path)
+        save_entry(zca.state_dict(), path)
     except OSError as exc:
         log.warning("could not cache the ZCA statistics in %s: %s", path, exc)
     return zca

@@ -98,3 +98,17 @@ def test_distill_run_tests_a_whitened_set_on_whitened_test_images(cifar_tree, tm
                      "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["zca"] is True and seen == [40]  # the 4 test images of each class, whitened once
+
+
+def test_a_damaged_zca_cache_entry_is_named_deleted_and_refit(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path))
+    train = _train()
+    first = fit_zca_cached(train)
+    (entry,) = (tmp_path / "zca").glob("*.pt")
+    data = bytearray(entry.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = bytes(64)  # other numbers, same size
+    entry.write_bytes(bytes(data))
+    again = fit_zca_cached(train)
+    err = capsys.readouterr().err
+    assert err.startswith("cache: ") and entry.name in err and "deleted it, rebuilding" in err
+    assert torch.equal(again.whiten(train.images), first.whiten(train.images))

@@ -26,7 +26,7 @@ from distill.augment import DSA
 from distill.data import ClassDataset, cache_dir
 from distill.engine import TrainConfig, autocast, fit
 from distill.errors import DistillError
-from distill.io import atomic_torch_save
+from distill.store import load_entry, save_entry
 from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.methods.gradient import cross_entropy
 from distill.methods.loop import run_loop
@@ -158,16 +158,11 @@ def expert_trajectories(train: ClassDataset, classes: Sequence[int], cfg: Distil
     out = []
     for i in tqdm(range(cfg.num_experts), disable=not progress, desc="mtt experts", unit="expert", leave=False):
         path = folder / f"expert-{i}.pt"
-        trajectory = None
-        if path.is_file():
-            try:
-                trajectory = torch.load(path, weights_only=True)
-            except Exception as exc:  # noqa: BLE001 - a damaged cache entry is retrained, never trusted
-                log.warning("ignoring cached expert %s: %s", path, exc)
+        trajectory = load_entry(path)  # checked against its digest; a damaged expert is named and retrained
         if not isinstance(trajectory, Tensor) or len(trajectory) != cfg.expert_train_epochs + 1:
             trajectory = train_expert(train, classes, cfg, i, seed=seed, device=device)
             try:
-                atomic_torch_save(trajectory, path)
+                save_entry(trajectory, path)
             except OSError as exc:
                 log.warning("could not cache expert %s: %s", path, exc)
         out.append(trajectory)
