@@ -59,6 +59,9 @@ CASES: dict[str, dict] = {
                              "run_epochs": 50, "nets": 3},
 }
 ARMS = ("baseline", "engine")
+#: ``engine-fp32``: the engine as ``auto`` runs it on a CPU without native bf16 (fp32; compilation and layout
+#: as planned), measured on this machine (``--arms baseline,engine-fp32``).
+ALL_ARMS = (*ARMS, "engine-fp32")
 NAS_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 NAS_TEST_IMAGES = 2000
 
@@ -165,16 +168,18 @@ def _profile(train_one, epochs: int) -> list[dict]:  # noqa: ANN001
              "self_share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in rows[:12]]
 
 
-def run_pair(name: str, arm: str, profile: bool) -> dict:
+def run_pair(name: str, arm: str, profile: bool, nets: int | None = None) -> dict:
     """One (case, arm) in this process: warm-up, then ``nets`` nets trained and tested."""
     from distill.perf import tune_allocator
 
-    case = CASES[name]
+    case = {**CASES[name], **({"nets": nets} if nets else {})}
     images, labels, test_images, test_labels, build, cfg = _setup(case)
     setup_rss = _reset_peak_rss()  # from here the peak is training's (and testing's), not loading the dataset's
     record: dict = {"case": name, "arm": arm, "epochs": case["epochs"], "nets": case["nets"], **case}
-    if arm == "engine":
+    if arm.startswith("engine"):
         tune_allocator()  # fit() does this too; here it also covers the warm-up's first allocations
+        if arm == "engine-fp32":
+            cfg = replace(cfg, precision="fp32")
         chosen = plan(replace(cfg, epochs=case["run_epochs"]), len(images), "cpu")
         cfg = replace(cfg, precision=chosen.precision, compile=chosen.compiled, channels_last=chosen.channels_last)
         record["plan_at_run_length"] = chosen.to_dict()
@@ -209,14 +214,14 @@ def _above_setup(record: dict) -> int | None:
     return None if setup is None else round(record["peak_rss_mb"] - setup)
 
 
-def summarise(records: list[dict]) -> dict:
+def summarise(records: list[dict], engine_arm: str = "engine") -> dict:
     """Per case: s/epoch of both arms, their ratio (baseline / engine), peak memory and accuracies."""
     table = {}
     for name in CASES:
         arms = {r["arm"]: r for r in records if r["case"] == name}
-        if set(arms) != set(ARMS):
+        if not {"baseline", engine_arm} <= set(arms):
             continue
-        base, eng = arms["baseline"], arms["engine"]
+        base, eng = arms["baseline"], arms[engine_arm]
         table[name] = {"baseline_s_per_epoch": round(base["seconds_per_epoch"], 4),
                        "engine_s_per_epoch": round(eng["seconds_per_epoch"], 4),
                        "speedup": round(base["seconds_per_epoch"] / eng["seconds_per_epoch"], 2),
@@ -266,11 +271,13 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ",".join(CASES))
     parser.add_argument("--out", default="benchmarks/results/train-speed-bf16cpu.json")
     parser.add_argument("--profile", action="store_true", help="add the profiler's op table (evaluation cases)")
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated: " + ",".join(ALL_ARMS))
+    parser.add_argument("--nets", type=int, default=None, help="nets per arm (default: each case's own)")
     parser.add_argument("--render", action="store_true", help="write the table into docs/RESULTS.md from --out")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "ARM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_pair(*args.child, profile=args.profile)))
+        print(json.dumps(run_pair(*args.child, profile=args.profile, nets=args.nets)))
         return 0
     if args.render:
         from distill.io import write_section
@@ -283,14 +290,21 @@ def main() -> int:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         raise SystemExit(f"error: unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
-    report = open_records(args.out, {"cases": {c: CASES[c] for c in CASES}, "profile": args.profile})
+    arms = [a for a in args.arms.split(",") if a]
+    if [a for a in arms if a not in ALL_ARMS] or "baseline" not in arms:
+        raise SystemExit(f"error: --arms {args.arms}: choose baseline and one or more of {', '.join(ALL_ARMS[1:])}")
+    settings = {"cases": {c: CASES[c] for c in CASES}, "profile": args.profile}
+    if args.arms != ",".join(ARMS) or args.nets:
+        settings.update(arms=arms, nets=args.nets)
+    report = open_records(args.out, settings)
     done = {(r["case"], r["arm"]) for r in report["records"]}
     for name in cases:
-        for arm in ARMS:
+        for arm in arms:
             if (name, arm) in done:
                 continue
             load = os.getloadavg()
-            cmd = [sys.executable, __file__, "--child", name, arm] + (["--profile"] if args.profile else [])
+            cmd = [sys.executable, __file__, "--child", name, arm] + (["--profile"] if args.profile else []) + \
+                (["--nets", str(args.nets)] if args.nets else [])
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"error: {name} {arm} failed:\n{proc.stderr[-3000:]}")
@@ -298,7 +312,8 @@ def main() -> int:
             record["load_average_before"] = list(load)
             report["records"].append(record)
             report["machine"] = machine_info("cpu")
-            report["summary"] = summarise(report["records"])
+            report["summary"] = {arm: summarise(report["records"], arm) for arm in arms[1:]} if len(arms) > 2 or \
+                arms[1] != "engine" else summarise(report["records"])
             write_json(args.out, report)
             print(f"{name:22s} {arm:8s} {record['seconds_per_epoch']:.4f} s/epoch  acc {record['accuracy']:.2f}  "
                   f"rss {record['peak_rss_mb']:.0f} MB  warm-up {record['warmup_seconds']:.1f} s", file=sys.stderr)
