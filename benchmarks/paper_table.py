@@ -326,6 +326,9 @@ def plot(records: list[dict], path: Path) -> None:
                            edgecolor="black", linewidths=0.5, zorder=5)
         ax.axhline(PAPER_WHOLE, color="black", ls=":", lw=1)
         ax.text(1, PAPER_WHOLE - 3, f"whole dataset (paper) {PAPER_WHOLE}", fontsize=8)
+        for r in (r for r in rows if r["method"] == WHOLE and r["protocol"] == protocol):
+            ax.axhline(r["mean"], color="black", ls="--", lw=1)
+            ax.text(1, r["mean"] - 3, f"whole dataset, measured: {r['mean']:.1f} ({r['epochs']} epochs)", fontsize=8)
         ax.set_xscale("log")
         ax.set_xticks([1, 10, 50], ["1", "10", "50"])
         ax.set_xlabel("images per class")
