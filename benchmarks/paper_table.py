@@ -283,6 +283,9 @@ def render_markdown(records: list[dict]) -> str:
             else:
                 cells.append(f"—{paper_text}")
         out.append(f"| {label} | {protocol} | " + " | ".join(cells) + " |")
+    if any(r["method"] == "kcenter" for r in rows):
+        out += ["", "K-Center's bracketed figures (DC's Table 1, as repeated by the DataDAM paper) were not found in "
+                    "any stored copy of that table: unverified."]
     for r in whole:
         out += ["", f"Whole dataset: ConvNet-3 on all 50,000 training images, {r['epochs']} epochs (`{r['protocol']}` "
                     f"protocol, DSA): {r['mean']:.2f} % (paper: {PAPER_WHOLE})."]
