@@ -33,6 +33,17 @@ def _leave() -> None:
         dist.destroy_process_group()
 
 
+def leave_now(code: int = 0) -> None:
+    """End a rank other than 0 once its share is handed over: flush and exit without the interpreter's and
+    C++'s teardown, where a gloo thread still joinable aborts the process now and then ("terminate called
+    without an active exception", seen in CI) and torchrun then stops rank 0 mid-run."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 @dataclass(frozen=True)
 class World:
     """This process's place among torchrun's processes (rank 0 of 1 without torchrun)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from distill.cli import joined, make_run_dir, refuse_to_overwrite, run_cli, run_parser, write_settings
 from distill.data import load_dataset
-from distill.distributed import local_device, resolve_device
+from distill.distributed import leave_now, local_device, resolve_device
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig, evaluate_networks
 from distill.hardware import machine_info
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace, cfg: RunConfig, out: Path | None, previous: l
     synthetic = distill_sharded(train, cfg, device, out, rank=rank, size=size, resume=args.resume,
                                 progress=not args.quiet and rank == 0, clock=clock)
     if rank != 0:
-        return 0
+        leave_now(0)  # its share is gathered on rank 0; nothing of its own to write
     synthetic.save(out / "synthetic.pt")
     synthetic.to_png(out / "synthetic.png")
     curve = synthetic.config.get("loss_curve", [])
