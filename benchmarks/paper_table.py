@@ -129,7 +129,8 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     record = read_cell(directory, cell) or {**asdict(cell), "name": cell.name, "evaluation": {}}
     work = (directory / "work") if smoke else WORK
     set_file = work / f"{cell.name}.pt"
-    train = load_dataset("cifar10", "train")
+    # The training images are read only where they are needed: a finished set evaluates without them.
+    train = load_dataset("cifar10", "train") if cell.method == WHOLE or not set_file.is_file() else None
     if cell.method == WHOLE:
         synthetic = None
     elif set_file.is_file():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence, TypeVar
@@ -22,15 +21,7 @@ def world() -> tuple[int, int]:
         return 0, 1
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        # Tear the group down before the interpreter does: a gloo thread left running at static destruction
-        # aborts the process ("terminate called without an active exception"), and torchrun then ends the others.
-        atexit.register(_leave)
     return dist.get_rank(), size
-
-
-def _leave() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def leave_now(code: int = 0) -> None:

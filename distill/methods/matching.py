@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from distill.augment import DSA
 from distill.data import ClassDataset
+from distill.engine import autocast as engine_autocast
 from distill.errors import DistillError
 from distill.io import atomic_torch_save
 from distill.methods import DistillConfig, MethodOutput, nan_hint, result_key
@@ -137,8 +138,6 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
     attention = cfg.method == "datadam"
     joint = cfg.norm == "batchnorm"  # batch statistics couple the classes: one real and one synthetic batch
     n_real = min([cfg.batch_real] + [len(r) for r in real_by_class]) if joint else cfg.batch_real
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
-                else contextlib.nullcontext())
 
     def step_loss(it: int) -> float:
         draws = []
@@ -150,7 +149,7 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
             real = torch.cat([dsa.apply(r, p) for r, p in draws]).contiguous(memory_format=layout)
             fake = torch.cat([dsa.apply(syn[i * ipc:(i + 1) * ipc], p)
                               for i, (_, p) in enumerate(draws)]).contiguous(memory_format=layout)
-            with autocast:
+            with engine_autocast(cfg.precision, device):
                 with torch.no_grad():
                     real_stats = stats_fn(net, real, cfg.power, attention=attention, groups=k)
                 syn_stats = stats_fn(net, fake, cfg.power, attention=attention, groups=k)
@@ -159,7 +158,7 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
             return float(loss.detach())
         total = 0.0
         for i, (real, params) in enumerate(draws):
-            with autocast:
+            with engine_autocast(cfg.precision, device):
                 with torch.no_grad():
                     real_stats = stats_fn(net, dsa.apply(real, params).contiguous(memory_format=layout), cfg.power,
                                           attention=attention)
