@@ -17,7 +17,7 @@ from avalanche.benchmarks.utils.transform_groups import TransformGroups
 from avalanche.benchmarks.utils.utils import concat_datasets
 from avalanche.training.storage_policy import ExemplarsBuffer
 
-from distill.cache import cache_file
+from distill.cache import cache_file, content_key
 from distill.distributed import resolve_device
 from distill.data import cache_dir as default_cache_root
 from distill.data import from_tensors
@@ -26,13 +26,6 @@ from distill.methods import DistillConfig, get_method, list_methods, load_or_dis
 from distill.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
-
-def _fingerprint(images: Tensor) -> str:
-    """A content hash of the real images a memory is distilled from (part of the cache key)."""
-    h = hashlib.sha1(str(tuple(images.shape)).encode())
-    h.update(images.contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
 
 def _canonical_order(images: Tensor) -> Tensor:
     """The images sorted by content hash.
@@ -74,7 +67,7 @@ class DistilledBuffer(AdaptOnUpdate, ExemplarsBuffer):
 
     Args:
         max_size: capacity in images (``ReplayPlugin`` requires it to equal ``mem_size``).
-        method: distillation method; overrides ``distill_config.method``.
+        method: distillation method; overrides ``distill_config.method`` (default: that, else DataDAM).
         synthetic: precomputed memories (a set, or the path of a ``synthetic.pt``); every class met must
             be in it, and its class names must be ``class_names`` when given, else :class:`DistillError`.
         transform: applied to memory images in the ``train`` transform group (e.g. augmentation).
@@ -90,7 +83,7 @@ class DistilledBuffer(AdaptOnUpdate, ExemplarsBuffer):
         progress: show distillation progress bars.
     """
 
-    def __init__(self, max_size: int, *, method: str = "datadam", synthetic: SyntheticSet | str | Path | None = None,
+    def __init__(self, max_size: int, *, method: str | None = None, synthetic: SyntheticSet | str | Path | None = None,
                  transform: Callable[[Tensor], Tensor] | None = None, distill_config: DistillConfig | None = None,
                  ipc: int | None = None, seed: int = 0, device: torch.device | str = "cpu",
                  cache_dir: str | Path | bool | None = None, class_names: Sequence[str] | None = None,
@@ -113,7 +106,9 @@ class DistilledBuffer(AdaptOnUpdate, ExemplarsBuffer):
             if ipc > synthetic.ipc:
                 raise DistillError(f"ipc {ipc} is more than the {synthetic.ipc} images per class of the given "
                                    f"synthetic set; pass ipc <= {synthetic.ipc}")
-        elif method not in list_methods():
+        elif method is None:  # the config's method, else the default one
+            method = (distill_config or DistillConfig()).method
+        if synthetic is None and method not in list_methods():
             raise DistillError(f"unknown memory method {method!r}; choose one of {', '.join(list_methods())}")
         base = distill_config if distill_config is not None else DistillConfig()
         self.config = replace(base, method=method, ipc=ipc if ipc is not None else base.ipc)  # checks ipc >= 1
@@ -255,7 +250,7 @@ class DistilledBuffer(AdaptOnUpdate, ExemplarsBuffer):
             return None
         # One class keeps the key it always had, so that existing caches stay valid.
         record = {"class": classes[0] if len(classes) == 1 else classes, "seed": self.seed,
-                  "config": result_key(self.config), "data": _fingerprint(images)}
+                  "config": result_key(self.config), "data": content_key(images, length=16)}
         name = "-".join(map(str, classes))
         return cache_file(self.cache_dir, "continual", f"{self.method}-class{name}-ipc{self.ipc}-seed{self.seed}", record)
 

@@ -7,8 +7,18 @@ from typing import Any, Mapping
 
 from distill.plot import save_figure
 
-STYLE = {"datadam": ("tab:red", "DataDAM"), "dm": ("tab:blue", "DM"), "herding": ("tab:green", "herding"),
-         "random": ("tab:gray", "random"), "class_balanced": ("tab:purple", "ClassBalancedBuffer")}
+#: Memories that are not a distillation method: Avalanche's own buffer (colour, label).
+OTHER_STYLE = {"class_balanced": ("tab:purple", "ClassBalancedBuffer")}
+
+
+def style(memory: str) -> tuple[str | None, str]:
+    """The colour and label of a memory: a method's own (its registry entry), else Avalanche's buffer's."""
+    from distill.methods import get_method, list_methods
+
+    if memory in list_methods():
+        spec = get_method(memory)
+        return spec.color, spec.label
+    return OTHER_STYLE.get(memory, (None, memory))
 
 
 def plot_accuracy(results: Mapping[str, Any], path: str | Path) -> None:
@@ -30,7 +40,7 @@ def plot_accuracy(results: Mapping[str, Any], path: str | Path) -> None:
             x = [(i + 1) * classes_per_step for i, _, _ in points]
             mean = [m for _, m, _ in points]
             std = [s for _, _, s in points]
-            color, label = STYLE.get(method, (None, method))
+            color, label = style(method)
             n = len(summary["accuracy"]["per_seed"])
             ax.plot(x, mean, marker="o", color=color, label=f"{label} (n={n})")
             ax.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from distill.data import cache_dir
 
 #: ``field(metadata={RESULT: False})``: the field never changes a result (device, threads, memory layout).
@@ -50,17 +52,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def digest(record: Any, length: int | None = 12) -> str:
-    """A stable hex digest of a JSON-ready ``record`` (key order does not matter)."""
-    text = json.dumps(record, sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:length]
+def content_key(*parts: Any, length: int | None = 12) -> str:
+    """The one key of every cache and checkpoint: a SHA-1 hex digest of ``parts``, in order.
+
+    A JSON-ready part (a settings record: dict key order does not matter) enters as its canonical JSON;
+    a tensor by its shape and bytes, so a cache keyed by the images it read is keyed by their content.
+    (:func:`distill.store.content_digest` is the other digest: the integrity check of a stored file.)
+    """
+    h = hashlib.sha1()
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            t = part.detach().cpu().contiguous()
+            h.update(str(tuple(t.shape)).encode())
+            if t.numel():
+                h.update(t.reshape(-1).view(torch.uint8).numpy())
+        else:
+            h.update(json.dumps(part, sort_keys=True).encode())
+    return h.hexdigest()[:length]
 
 
 def cache_file(root: str | Path | None, job: str, stem: str, record: Any) -> Path:
     """``<root>/<stem>-<digest of record>.pt``; ``root`` defaults to ``$DISTILL_CACHE_DIR/<job>``
     (else ``~/.cache/distill/<job>``)."""
     folder = Path(root) if root else cache_dir() / job
-    return folder / f"{stem}-{digest(record)}.pt"
+    return folder / f"{stem}-{content_key(record)}.pt"
 
 
-__all__ = ["RESULT", "RESUME", "cache_dir", "cache_file", "digest", "fingerprint"]
+__all__ = ["RESULT", "RESUME", "cache_dir", "cache_file", "content_key", "fingerprint"]

@@ -228,7 +228,9 @@ def list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path]
 
 def decoded_cache_file(root: Path, split: str, listing: str) -> Path:
     """Where the decoded images of ``root/split`` are cached: keyed by the folder and its listing's digest."""
-    key = hashlib.sha1("\n".join([str(root.resolve()), split, listing]).encode()).hexdigest()[:16]
+    from distill.cache import content_key  # distill.cache reads cache_dir from here
+
+    key = content_key([str(root.resolve()), split, listing], length=16)
     return cache_dir() / "decoded" / f"{root.name}-{split}-{key}.pt"
 
 

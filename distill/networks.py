@@ -9,28 +9,24 @@ import torch
 from torch import Tensor, nn
 
 from distill.errors import DistillError
+from distill.registry import Registry
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+#: ``name -> builder(num_classes=, channels=, image_size=, **kwargs)``
+NETWORKS: Registry[Callable[..., nn.Module]] = Registry("network")
 
 
 def register_network(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"network {name!r} is registered twice")
-        _REGISTRY[name] = fn
-        return fn
-
-    return decorator
+    """Decorator: register a builder ``fn(num_classes=, channels=, image_size=, **kwargs) -> nn.Module``."""
+    return NETWORKS.decorator(name)
 
 
 def list_networks() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(NETWORKS)
 
 
 def get_network(name: str, *, num_classes: int, channels: int = 3, image_size: int = 32, **kwargs) -> nn.Module:
     """Build a freshly initialised network by registry name (see :func:`list_networks`)."""
-    if name not in _REGISTRY:
-        raise DistillError(f"unknown network {name!r}; choose one of {', '.join(list_networks())}")
+    build = NETWORKS.get(name)  # an unknown name: one line listing the registered ones
     try:
         count = operator.index(num_classes)  # an int, numpy or torch integer; 0.7 or "3" are refused
     except TypeError:
@@ -38,7 +34,7 @@ def get_network(name: str, *, num_classes: int, channels: int = 3, image_size: i
     if count < 2 or isinstance(num_classes, bool):
         raise DistillError(f"num_classes must be an integer of at least 2 (a classifier needs two outputs), got "
                            f"{num_classes!r}; pass the number of classes")
-    return _REGISTRY[name](num_classes=count, channels=channels, image_size=image_size, **kwargs)
+    return build(num_classes=count, channels=channels, image_size=image_size, **kwargs)
 
 
 #: The norms a ConvNet layer takes (``--norm``).

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from distill.config import resolve_device
+    from distill.distributed import resolve_device
     from distill.errors import DistillError
     from distill.tsne import default_out, tsne_run
 

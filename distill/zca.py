@@ -6,7 +6,6 @@ so whitening first undoes the normalisation, and the regularisation means the sa
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from distill.cache import content_key
 from distill.data import ClassDataset, cache_dir
 from distill.errors import DistillError
 from distill.store import load_entry, save_entry
@@ -96,9 +96,8 @@ def fit_zca(train: ClassDataset, eps: float = EPS) -> ZCA:
 
 def fit_zca_cached(train: ClassDataset, eps: float = EPS) -> ZCA:
     """:func:`fit_zca`, cached in ``$DISTILL_CACHE_DIR/zca`` keyed by the images' content (CIFAR-10: ~1 min once)."""
-    h = hashlib.sha1(repr((eps, train.mean, train.std, tuple(train.images.shape))).encode())
-    h.update(train.images.contiguous().numpy().tobytes())
-    path = cache_dir() / "zca" / f"zca-{h.hexdigest()[:16]}.pt"
+    key = content_key({"eps": eps, "mean": list(train.mean), "std": list(train.std)}, train.images, length=16)
+    path = cache_dir() / "zca" / f"zca-{key}.pt"
     state = load_entry(path)  # checked against its digest; a damaged entry is named, deleted and refit
     if state is not None:
         return ZCA.from_state(state)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from distill.data import ClassDataset
-from distill.distributed import World, resolve_device
+from distill.distributed import World, local_device, resolve_device
 from distill.engine import plan as engine_plan
 from distill.errors import DistillError
 from distill.hardware import machine_info
@@ -76,8 +76,9 @@ def load_progress(out: Path, fingerprint: dict) -> list[dict]:
     return rows
 
 
-#: The baselines every proxy is compared with by a paired bootstrap of ρ(proxy) − ρ(baseline).
-PAIRED_AGAINST = ("random", "synflow", "params")
+#: The baselines every proxy is compared with by a paired bootstrap of ρ(proxy) − ρ(baseline): the baseline
+#: method's set (random real images) and the two zero-cost proxies that rank well for free.
+PAIRED_AGAINST = (*proxies_module.BASELINE_SETS, "synflow", "params")
 
 
 def _paired_difference(mine: list[dict], other: list[dict], seed: int) -> list[float] | None:
@@ -256,7 +257,7 @@ def run_search(config: SearchConfig, out: Path, *, train: ClassDataset, test: Cl
         the results dict also written to ``out/results.json`` (on rank 0; other ranks get ``{}``).
     """
     world = World.from_env()
-    device = resolve_device(config.device)
+    device = local_device(resolve_device(config.device))  # one GPU per rank under torchrun
     out = Path(out)
     fingerprint = config_to_dict(config.fingerprint())
     progress_dir = out / PROGRESS_DIR

@@ -4,8 +4,8 @@ Training proxies train a fresh (possibly reduced) cell network on a small or sho
 it on held-out real test images; every one trains the same candidate from the same initialisation
 with the same recipe, and records both the test accuracy and TSE (the summed training loss):
 
-* ``datadam`` / ``dm``: on a distilled :class:`SyntheticSet` (``ipc`` images per class).
-* ``random``: on as many randomly chosen real training images.
+* one per registered distillation method, under its name (``datadam``, ``dm``, ``random``, ``herding``, ...):
+  on that method's :class:`SyntheticSet` (``ipc`` images per class), distilled and cached, or selected.
 * ``random-matched``: on as many real images as the same number of image passes allows, each seen once.
 * ``early-stop``: on the real training set (all, or a seeded subset) for a few epochs.
 
@@ -30,6 +30,8 @@ from distill.cache import cache_file
 from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.evaluate import test_accuracy, train_network
+from distill.methods import distill, get_method, list_methods
+from distill.registry import Registry
 from distill.synthetic import SyntheticSet
 from nas.network import build_network, resize_images
 from nas.zero_cost import naswot, parameter_count, synflow
@@ -132,42 +134,34 @@ class ProxySpec:
         return self.build_set is not None
 
 
-_PROXIES: dict[str, ProxySpec] = {}
-
-
-def _register(spec: ProxySpec) -> None:
-    if spec.name in _PROXIES:
-        raise ValueError(f"proxy {spec.name!r} is already registered")
-    _PROXIES[spec.name] = spec
+_PROXIES: Registry[ProxySpec] = Registry("proxy")
+#: What every training proxy ranks by.
+TRAINING_RANKS_BY = ("test accuracy at the end of training (rank_by = accuracy) or minus TSE, the summed training "
+                     "loss (rank_by = tse)")
 
 
 def register_training_proxy(name: str) -> Callable[[SetBuilder], SetBuilder]:
     """Register ``fn(config, train, context, device, progress) -> ProxySet`` as training proxy ``name``."""
-    def wrap(fn: SetBuilder) -> SetBuilder:
-        _register(ProxySpec(name, ranks_by="test accuracy at the end of training (rank_by = accuracy) or minus "
-                                          "TSE, the summed training loss (rank_by = tse)", build_set=fn))
-        return fn
-
-    return wrap
+    return _PROXIES.decorator(name, lambda fn: ProxySpec(name, ranks_by=TRAINING_RANKS_BY, build_set=fn))
 
 
 def register_zero_cost_proxy(name: str, ranks_by: str) -> Callable[[ZeroCostScore], ZeroCostScore]:
     """Register ``fn(model, probe_images) -> float`` (higher = better) as zero-cost proxy ``name``."""
-    def wrap(fn: ZeroCostScore) -> ZeroCostScore:
-        _register(ProxySpec(name, ranks_by=ranks_by, zero_cost=fn))
-        return fn
-
-    return wrap
+    return _PROXIES.decorator(name, lambda fn: ProxySpec(name, ranks_by=ranks_by, zero_cost=fn))
 
 
 def get_proxy(name: str) -> ProxySpec:
+    """The proxy ``name``: a registered distillation method's (its set), or one registered here."""
+    if name in list_methods():
+        return ProxySpec(name, ranks_by=TRAINING_RANKS_BY, build_set=_method_set(name))
     if name not in _PROXIES:
-        raise DistillError(f"unknown proxy {name!r}; use one of {', '.join(_PROXIES)}")
-    return _PROXIES[name]
+        raise DistillError(f"unknown proxy {name!r}; choose one of {', '.join(list_proxies())}")
+    return _PROXIES.get(name)
 
 
 def list_proxies() -> list[str]:
-    return list(_PROXIES)
+    """Every proxy: one per registered distillation method (the set it makes), then the others."""
+    return [*list_methods(), *_PROXIES]
 
 
 def seeded_subset(data: ClassDataset, count: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -232,13 +226,13 @@ def check_set(synthetic: SyntheticSet, train: ClassDataset, source: str) -> None
 
 
 def load_synthetic_files(paths: list[str], proxies: list[str]) -> dict[str, tuple[SyntheticSet, str]]:
-    """Map each ``--synthetic`` file to the proxy named by its ``method`` (datadam, dm or random)."""
+    """Map each ``--synthetic`` file to the proxy named by its ``method`` (every registered method is one)."""
     out: dict[str, tuple[SyntheticSet, str]] = {}
     for path in paths:
         synthetic = SyntheticSet.load(path)
-        if synthetic.method not in ("datadam", "dm", "random"):
+        if synthetic.method not in list_methods():
             raise DistillError(f"synthetic set {path} was made by method {synthetic.method!r}; the NAS proxies "
-                               "take datadam, dm or random sets")
+                               f"take sets of {', '.join(list_methods())}")
         if synthetic.method not in proxies:
             raise DistillError(f"synthetic set {path} is a {synthetic.method} set but --proxy "
                                f"{','.join(proxies)} does not use it; add {synthetic.method} to --proxy")
@@ -291,32 +285,35 @@ def _distilled(method: str, config: SearchConfig, train: ClassDataset, context: 
                       distill_seconds=synthetic.seconds, cached=cached)
 
 
-@register_training_proxy("datadam")
-def _datadam_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
-                 progress: bool) -> ProxySet:
-    return _distilled("datadam", config, train, context, device, progress)
+def _method_set(method: str) -> SetBuilder:
+    """The set builder of a method's proxy: a ``--synthetic`` file of that method, else the method's set: a
+    learned one from the cache or distilled now (and cached), a selection of real images made on the spot."""
+    spec = get_method(method)
+
+    def build(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
+              progress: bool) -> ProxySet:
+        if spec.iterates:
+            if method not in context.given and _distill_config(config, method).resolved(device).zca:
+                raise DistillError(f"the {method} proxy would distil ZCA-whitened images (its default here) and "
+                                   f"candidates are tested on plain images; set zca = false in the [distill] table")
+            return _distilled(method, config, train, context, device, progress)
+        if method in context.given:
+            synthetic, path = context.given[method]
+            check_set(synthetic, train, path)
+            return _small_set(method, synthetic, config, train, f"{method} set from {path} (ipc {synthetic.ipc})")
+        start = time.perf_counter()
+        synthetic = distill(train, _distill_config(config, method), seed=config.seed, device="cpu", progress=False)
+        return _small_set(method, synthetic, config, train, f"{method} real images, ipc {config.ipc} "
+                                                            f"(seed {config.seed})", prepare=time.perf_counter() - start)
+
+    return build
 
 
-@register_training_proxy("dm")
-def _dm_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
-            progress: bool) -> ProxySet:
-    return _distilled("dm", config, train, context, device, progress)
-
-
-@register_training_proxy("random")
-def _random_set(config: SearchConfig, train: ClassDataset, context: SetContext, device: torch.device,
-                progress: bool) -> ProxySet:
-    from distill.methods import DistillConfig, distill
-
-    if "random" in context.given:
-        synthetic, path = context.given["random"]
-        check_set(synthetic, train, path)
-        return _small_set("random", synthetic, config, train, f"random set from {path} (ipc {synthetic.ipc})")
-    start = time.perf_counter()
-    synthetic = distill(train, DistillConfig(method="random", ipc=config.ipc), seed=config.seed, device="cpu",
-                        progress=False)
-    return _small_set("random", synthetic, config, train, f"random real images, ipc {config.ipc} (seed {config.seed})",
-                      prepare=time.perf_counter() - start)
+# Every registered distillation method is a proxy that trains candidates on its set, under its own name
+# (get_proxy); the paper's NAS table compares these by default:
+DEFAULT_SETS = tuple(list_methods("nas"))
+#: The reference sets other proxies are paired against (random real images).
+BASELINE_SETS = tuple(m for m in list_methods() if get_method(m).baseline)
 
 
 @register_training_proxy("random-matched")
@@ -359,7 +356,7 @@ def _naswot_score(model: nn.Module, probe: Tensor) -> float:
 def sets_to_distill(config: SearchConfig) -> list[str]:
     """The distilled proxies of ``config`` that no ``--synthetic`` file serves."""
     given = {SyntheticSet.load(path).method for path in config.synthetic}
-    return [name for name in config.proxy if name in ("datadam", "dm") and name not in given]
+    return [name for name in config.proxy if name in list_methods() and get_method(name).iterates and name not in given]
 
 
 def missing_from_cache(config: SearchConfig, train: ClassDataset) -> frozenset[str]:

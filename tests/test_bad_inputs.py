@@ -3,7 +3,7 @@
 import pytest
 
 from continual.config import ContinualConfig, ReplayConfig
-from distill.config import resolve_config
+from distill.settings import resolve_config
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig
 from distill.methods import DistillConfig

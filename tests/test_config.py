@@ -2,7 +2,7 @@ import tomllib
 
 import pytest
 
-from distill.config import CONFIG_DIR, resolve_config, to_toml
+from distill.settings import CONFIG_DIR, resolve_config, to_toml
 from distill.errors import DistillError
 from distill.run import RunConfig
 
@@ -58,7 +58,7 @@ def test_ipc_exists_once(tmp_path, job):
 def test_one_preset_resolver_reads_the_flag_then_the_config_file_then_the_default(tmp_path):
     from continual.config import ContinualConfig
     from continual.run import PRESET_NAMES as CONTINUAL
-    from distill.config import pick_preset
+    from distill.settings import pick_preset
     from distill.run import PRESET_NAMES as DISTILL
     from nas.config import SearchConfig
     from nas.search import PRESET_NAMES as NAS
@@ -83,7 +83,7 @@ def test_one_preset_resolver_reads_the_flag_then_the_config_file_then_the_defaul
 
 def test_fields_that_do_not_change_a_result_are_marked_once():
     from continual.config import ContinualConfig
-    from distill.cache import digest, fingerprint
+    from distill.cache import content_key, fingerprint
     from distill.methods import DistillConfig, result_key
     from nas.config import SearchConfig
 
@@ -96,7 +96,7 @@ def test_fields_that_do_not_change_a_result_are_marked_once():
     nas = SearchConfig().fingerprint()
     assert not {"device", "threads", "progress", "cache_dir", "data_root", "proxy", "num_archs", "top_fraction",
                 "rank_by"} & set(nas) and nas["ipc"] == 50
-    assert digest({"a": 1, "b": [2]}) == digest({"b": [2], "a": 1}) and len(digest({})) == 12
+    assert content_key({"a": 1, "b": [2]}) == content_key({"b": [2], "a": 1}) and len(content_key({})) == 12
 
 
 def _job(job):

@@ -148,7 +148,7 @@ def test_gdumb_trains_a_fresh_model_at_every_step(tiny_root, tmp_path, monkeypat
 
 
 def run_cli_with(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
-    from distill.config import run_cli
+    from distill.cli import run_cli
 
     monkeypatch.setattr(sys, "argv", ["continual.run", *argv])
     with pytest.raises(SystemExit) as info:
@@ -219,7 +219,7 @@ def test_saved_sets_serve_their_memory_class_by_class(tiny_root, tmp_path):
 
 @pytest.mark.parametrize("steps", [5, 10])
 def test_ipc50_presets_use_the_studys_sets_and_fit_the_paper_network(steps):
-    from distill.config import preset_path
+    from distill.settings import preset_path
     from distill.settings import resolve_config
     from continual.config import ContinualConfig
 

@@ -173,6 +173,6 @@ def test_a_method_is_one_decorated_function(tiny_dataset):
         with pytest.raises(ValueError, match="already registered"):
             register_method("first-images")(first_images)
     finally:
-        methods._REGISTRY.pop("first-images")
+        methods._REGISTRY.remove("first-images")
     with pytest.raises(DistillError, match="unknown method 'first-images'"):
         DistillConfig(method="first-images").resolved()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import operator
@@ -20,21 +19,25 @@ from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.hardware import PRECISIONS, compile_available, resolve_precision
 from distill.io import write_json
+from distill.registry import Registry
 from distill.store import discard
 from distill.synthetic import SyntheticSet, git_revision
 
 log = logging.getLogger(__name__)
 
-VARIANTS = {
-    # METHOD.md §1: the paper's table, and the public code (BatchNorm, p = 1, batch_real 64).
-    "paper": {"norm": "instancenorm", "power": 4.0, "batch_real": 256},
-    "official": {"norm": "batchnorm", "power": 1.0, "batch_real": 64},
-}
+#: What a method that runs a ConvNet encoder gets for the fields it leaves ``None``: the paper's setting
+#: (METHOD.md §1). A method with ``variants`` (DataDAM) names its own bundles instead.
+ENCODER_DEFAULTS: Mapping[str, Any] = {"norm": "instancenorm", "power": 4.0, "batch_real": 256,
+                                       "lambda_mmd": 0.01, "loss_scale": 100.0}
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered distillation method (see :func:`register_method`)."""
+    """A registered distillation method (see :func:`register_method`): everything the toolkit knows of it.
+
+    The command lines, the continual buffer and the NAS proxies read what they need from here; no module
+    outside ``distill/methods/`` names a method.
+    """
 
     name: str
     run: Callable[..., "MethodOutput"]
@@ -50,15 +53,34 @@ class MethodSpec:
     defaults: Callable[[int], Mapping[str, Any]] | None = None
     #: named DistillConfig overrides: ``paper`` (the published run) and ``cpu``/``smoke`` (what a CPU affords)
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: named bundles of defaults chosen by ``--variant`` (DataDAM: ``paper``, ``official``); none: ENCODER_DEFAULTS
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: how tables and plots name it, and its colour in plots
+    label: str = ""
+    color: str = "tab:olive"
+    #: the paper's experiments that compare it by default: ``continual`` (replay memory), ``nas`` (proxy set)
+    experiments: frozenset[str] = frozenset()
+    #: the reference that other proxies are paired against (random real images)
+    baseline: bool = False
+
+    def describe(self, variant: str) -> str:
+        """Its name, with the variant where it has variants (``datadam (paper)``)."""
+        return f"{self.name} ({variant})" if self.variants else self.name
+
+    def bundle(self, variant: str) -> Mapping[str, Any]:
+        """The defaults ``variant`` stands for (ENCODER_DEFAULTS for a method without variants)."""
+        return {**ENCODER_DEFAULTS, **(self.variants.get(variant, {}) if self.variants else {})}
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
+_REGISTRY: Registry[MethodSpec] = Registry("method")
 
 
 def register_method(name: str, *, reads: Sequence[str] | None = None, encoder: bool = True,
                     iterates: bool = False, per_class: bool = True,
                     defaults: Callable[[int], Mapping[str, Any]] | None = None,
                     presets: Mapping[str, Mapping[str, Any]] | None = None,
+                    variants: Mapping[str, Mapping[str, Any]] | None = None, label: str | None = None,
+                    color: str = "tab:olive", experiments: Sequence[str] = (), baseline: bool = False,
                     ) -> Callable[[Callable[..., "MethodOutput"]], Callable[..., "MethodOutput"]]:
     """Decorator: register ``fn(train, classes, config, *, seed, device, ...) -> MethodOutput`` as ``name``.
 
@@ -69,30 +91,38 @@ def register_method(name: str, *, reads: Sequence[str] | None = None, encoder: b
         per_class: a class's result depends on its own images only (False: the classes of a call are coupled).
         defaults: ``ipc -> {field: value}``, the method's values for the config fields left ``None``.
         presets: named config overrides (``paper``, ``cpu``, ``smoke``) that the method documents.
+        variants: named bundles of defaults that ``--variant`` chooses between.
+        label, color: how tables and plots show it (label: the name).
+        experiments: the paper's experiments that compare it by default (``continual``, ``nas``).
+        baseline: other proxies are paired against it.
     """
-
     if name in _REGISTRY:
         raise ValueError(f"method {name!r} is already registered")
-    return functools.partial(_add, name=name, reads=tuple(reads) if reads is not None else None, encoder=encoder,
-                             iterates=iterates, per_class=per_class, defaults=defaults, presets=dict(presets or {}))
-
-
-def _add(fn: Callable[..., "MethodOutput"], **spec: Any) -> Callable[..., "MethodOutput"]:
-    _REGISTRY[spec["name"]] = MethodSpec(run=fn, **spec)
-    return fn
+    spec = {"reads": tuple(reads) if reads is not None else None, "encoder": encoder, "iterates": iterates,
+            "per_class": per_class, "defaults": defaults, "presets": dict(presets or {}),
+            "variants": dict(variants or {}), "label": label or name, "color": color,
+            "experiments": frozenset(experiments), "baseline": baseline}
+    return _REGISTRY.decorator(name, lambda fn: MethodSpec(name=name, run=fn, **spec))
 
 
 def get_method(name: str) -> MethodSpec:
     """The registered method ``name``; :class:`DistillError` naming the registered ones if there is none."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise DistillError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}") from None
+    return _REGISTRY.get(name)
 
 
-def list_methods() -> list[str]:
-    """The registered methods, in registration order."""
-    return list(_REGISTRY)
+def list_methods(experiment: str | None = None) -> list[str]:
+    """The registered methods, in registration order; with ``experiment``, those the paper compares in it."""
+    return [m for m in _REGISTRY if experiment is None or experiment in _REGISTRY.get(m).experiments]
+
+
+def list_variants() -> list[str]:
+    """Every ``--variant`` a registered method knows."""
+    return list(dict.fromkeys(v for spec in _REGISTRY.entries() for v in spec.variants))
+
+
+def default_method() -> str:
+    """The method a run distils when none is named (:class:`DistillConfig`'s default)."""
+    return DistillConfig.method
 
 
 @dataclass
@@ -104,7 +134,7 @@ class DistillConfig:
                                                      "choices": list_methods})
     variant: str = field(default="paper", metadata={"help": "datadam variant: paper (instancenorm, p=4) or "
                                                             "official (batchnorm, p=1, batch_real 64)",
-                                                    "choices": tuple(VARIANTS)})
+                                                    "choices": list_variants})
     ipc: int = field(default=10, metadata={"help": "synthetic images per class", "min": 1})
     # The help keeps its text (tests/test_bad_inputs.py reads it); for dc/dsa an iteration is a fresh network,
     # for mtt an expert segment.
@@ -170,21 +200,16 @@ class DistillConfig:
         ``device`` decides ``precision = "auto"`` and ``compile = None``: the GPU if one is visible, else the CPU.
         """
         spec = get_method(self.method)  # an unknown one fails here, naming the registered ones
-        if self.variant not in VARIANTS:
-            raise DistillError(f"unknown variant {self.variant!r}; choose paper or official")
+        if self.variant not in list_variants():
+            raise DistillError(f"unknown variant {self.variant!r}; choose {' or '.join(list_variants())}")
         own = spec.defaults(self.ipc) if spec.defaults is not None else {}
         cfg = replace(self, **{k: v for k, v in own.items() if getattr(self, k) is None})  # the method's values first
-        variant = VARIANTS[cfg.variant] if cfg.method == "datadam" else VARIANTS["paper"]
+        bundle = spec.bundle(cfg.variant)  # then its variant's (or every encoder method's) values
+        cfg = replace(cfg, **{k: v for k, v in bundle.items() if getattr(cfg, k) is None})
         device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-        is_dm = cfg.method == "dm"
         return replace(
             cfg,
-            batch_real=cfg.batch_real if cfg.batch_real is not None else variant["batch_real"],
-            power=cfg.power if cfg.power is not None else variant["power"],
-            norm=cfg.norm if cfg.norm is not None else variant["norm"],
             lr_img=cfg.lr_img if cfg.lr_img is not None else (1.0 if cfg.ipc <= 50 else 10.0),
-            lambda_mmd=cfg.lambda_mmd if cfg.lambda_mmd is not None else (1.0 if is_dm else 0.01),
-            loss_scale=cfg.loss_scale if cfg.loss_scale is not None else (1.0 if is_dm else 100.0),
             precision=resolve_precision(cfg.precision, device),
             compile=cfg.compile if cfg.compile is not None else compile_available(device.type),
             zca=bool(cfg.zca),
@@ -374,8 +399,12 @@ def _seconds_before(checkpoint: Path) -> float:
         return 0.0
 
 
-@register_method("dm", iterates=True)
-@register_method("datadam", iterates=True)
+@register_method("dm", iterates=True, label="DM", color="tab:blue", experiments=("continual", "nas"),
+                 defaults=lambda ipc: {"lambda_mmd": 1.0, "loss_scale": 1.0})  # the embedding's MMD alone
+@register_method("datadam", iterates=True, label="DataDAM", color="tab:red", experiments=("continual", "nas"),
+                 variants={  # METHOD.md §1: the paper's table, and the public code (BatchNorm, p = 1, batch_real 64)
+                     "paper": {"norm": "instancenorm", "power": 4.0, "batch_real": 256},
+                     "official": {"norm": "batchnorm", "power": 1.0, "batch_real": 64}})
 def _matching(train: ClassDataset, classes: Sequence[int], config: DistillConfig, **kwargs) -> MethodOutput:
     """DataDAM (attention matching + MMD) and DM (MMD only), in ``distill/methods/matching.py``."""
     from distill.methods.matching import run_matching
@@ -391,5 +420,5 @@ METHODS = tuple(list_methods())
 #: Of those, the ones that pick real images rather than learn them.
 SELECTION_METHODS = tuple(m for m in METHODS if not get_method(m).iterates)
 
-__all__ = ["DistillConfig", "MethodOutput", "MethodSpec", "METHODS", "SELECTION_METHODS", "VARIANTS",
+__all__ = ["DistillConfig", "MethodOutput", "MethodSpec", "METHODS", "SELECTION_METHODS", "ENCODER_DEFAULTS",
            "check_image_size", "class_ids", "distill", "get_method", "list_methods", "load_or_distill", "nan_hint", "register_method", "result_key"]

@@ -176,7 +176,8 @@ def run_cafe(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *,
     return MethodOutput(syn.detach().cpu(), done, curve)
 
 
-@register_method("cafe", iterates=True, per_class=False, defaults=cafe_defaults, presets=PRESETS)
+@register_method("cafe", iterates=True, per_class=False, defaults=cafe_defaults, presets=PRESETS, label="CAFE",
+                 color="olive")
 def cafe(train: ClassDataset, classes: Sequence[int], config: DistillConfig, **kwargs) -> MethodOutput:
     """CAFE: :func:`run_cafe` (its discrimination loss compares every class of the call with the others)."""
     return run_cafe(train, classes, config, **kwargs)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -11,6 +9,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from distill.cache import content_key
 from distill.data import ClassDataset, cache_dir
 from distill.errors import DistillError
 from distill.store import load_entry, save_entry
@@ -43,7 +42,7 @@ def _embed(net: ConvNet, images: Tensor, device: torch.device, batch_size: int =
 
 
 # ---------------------------------------------------------------------------------------------- K-Center
-@register_method("kcenter", reads=_READS)
+@register_method("kcenter", reads=_READS, label="K-Center", color="tab:purple")
 @torch.no_grad()
 def kcenter(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
             device: torch.device) -> MethodOutput:
@@ -136,13 +135,12 @@ def forgetting_scores(train: ClassDataset, classes: Sequence[int], cfg: DistillC
 def _forgetting_cache(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, seed: int,
                       epochs: int) -> Path:
     """The cache file of the counts: keyed by the images of ``classes`` (content), the seed and the training."""
-    h = hashlib.sha1(json.dumps({"v": _FORGETTING_VERSION, "seed": seed, "epochs": epochs, "depth": cfg.depth,
+    key = content_key({"v": _FORGETTING_VERSION, "seed": seed, "epochs": epochs, "depth": cfg.depth,
                                  "width": cfg.width, "norm": cfg.norm, "batch": FORGETTING_BATCH,
                                  "lr": FORGETTING_LR, "classes": list(classes), "num_classes": train.num_classes,
-                                 "shape": list(train.image_shape)}, sort_keys=True).encode())
-    for c in classes:  # class by class: no copy of the whole set at once
-        h.update(train.images_of(c).contiguous().numpy().tobytes())
-    return cache_dir() / "forgetting" / f"events-{h.hexdigest()[:16]}.pt"
+                                 "shape": list(train.image_shape)},
+                      *(train.images_of(c) for c in classes), length=16)  # and the images' content
+    return cache_dir() / "forgetting" / f"events-{key}.pt"
 
 
 def _train_and_count(train: ClassDataset, index: Tensor, cfg: DistillConfig, *, seed: int,
@@ -170,7 +168,7 @@ def _train_and_count(train: ClassDataset, index: Tensor, cfg: DistillConfig, *, 
     return counter.scores()
 
 
-@register_method("forgetting", reads=_READS, per_class=False)
+@register_method("forgetting", reads=_READS, per_class=False, color="tab:brown")
 def forgetting(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
                device: torch.device, epochs: int = FORGETTING_EPOCHS) -> MethodOutput:
     """Per class, the ``ipc`` images forgotten most often while a ConvNet trains on the images of ``classes``.

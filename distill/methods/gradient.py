@@ -125,8 +125,8 @@ def run_gradient_matching(train: ClassDataset, classes: Sequence[int], cfg: Dist
     return MethodOutput(syn.detach().cpu(), done, curve)
 
 
-@register_method("dsa", iterates=True, defaults=gradient_defaults, presets=PRESETS)
-@register_method("dc", iterates=True, defaults=gradient_defaults, presets=PRESETS)
+@register_method("dsa", iterates=True, defaults=gradient_defaults, presets=PRESETS, label="DSA", color="tab:cyan")
+@register_method("dc", iterates=True, defaults=gradient_defaults, presets=PRESETS, label="DC", color="tab:pink")
 def gradient_matching(train: ClassDataset, classes: Sequence[int], config: DistillConfig, **kwargs) -> MethodOutput:
     """DC and DSA: :func:`run_gradient_matching`."""
     return run_gradient_matching(train, classes, config, **kwargs)

@@ -8,8 +8,6 @@ attention maps (DataDAM) and mean embedding (both) match the real ones (METHOD.m
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import signal
 import time
@@ -22,6 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from distill.augment import DSA
+from distill.cache import content_key
 from distill.data import ClassDataset
 from distill.engine import autocast as engine_autocast
 from distill.errors import DistillError
@@ -92,7 +91,7 @@ def _fingerprint(cfg: DistillConfig, classes: Sequence[int], seed: int, shape: S
     # More iterations (or another time budget) may be asked for on --resume: the steps done stay valid.
     record = {k: v for k, v in result_key(cfg).items() if k not in ("iterations", "max_minutes")}
     record.update(classes=list(classes), seed=seed, shape=list(shape))
-    return hashlib.sha1(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    return content_key(record, length=None)
 
 
 @contextlib.contextmanager

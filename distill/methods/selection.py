@@ -21,7 +21,8 @@ def _check_enough(train: ClassDataset, c: int, ipc: int) -> None:
         raise DistillError(f"class {c} has {len(train.indices_of(c))} images, fewer than ipc {ipc}; lower --ipc")
 
 
-@register_method("random", reads=_READS, encoder=False)
+@register_method("random", reads=_READS, encoder=False, color="tab:gray", experiments=("continual", "nas"),
+                 baseline=True)
 def random_real(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
                 device: torch.device) -> MethodOutput:
     """``ipc`` random real images per class; the same draw initialises DataDAM/DM (``init=real``)."""
@@ -93,7 +94,7 @@ def saved_start(path: str, train: ClassDataset, classes: Sequence[int], ipc: int
     return torch.cat(parts)
 
 
-@register_method("herding", reads=_READS)
+@register_method("herding", reads=_READS, color="tab:green", experiments=("continual",))
 @torch.no_grad()
 def herding(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
             device: torch.device, batch_size: int = 500) -> MethodOutput:

@@ -12,8 +12,6 @@ images with a learnable step size, and moves images and step size to shrink
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -23,6 +21,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from distill.augment import DSA
+from distill.cache import content_key
 from distill.data import ClassDataset, cache_dir
 from distill.engine import TrainConfig, autocast, fit
 from distill.errors import DistillError
@@ -125,14 +124,13 @@ def expert_folder(train: ClassDataset, classes: Sequence[int], cfg: DistillConfi
 
     The number of experts is not in the key: asking for more trains the missing ones only.
     """
-    h = hashlib.sha1(json.dumps({"v": _EXPERT_VERSION, "seed": seed, "epochs": cfg.expert_train_epochs,
+    key = content_key({"v": _EXPERT_VERSION, "seed": seed, "epochs": cfg.expert_train_epochs,
                                  "depth": cfg.depth, "width": cfg.width, "norm": cfg.norm, "lr": EXPERT_LR,
                                  "batch": EXPERT_BATCH, "dsa": cfg.dsa_strategy, "precision": cfg.precision,
                                  "classes": list(classes), "num_classes": train.num_classes,
-                                 "shape": list(train.image_shape)}, sort_keys=True).encode())
-    for c in classes:  # class by class: no copy of the whole set at once
-        h.update(train.images_of(c).contiguous().numpy().tobytes())
-    return cache_dir() / "mtt-experts" / h.hexdigest()[:16]
+                                 "shape": list(train.image_shape)},
+                      *(train.images_of(c) for c in classes), length=16)  # and the images' content
+    return cache_dir() / "mtt-experts" / key
 
 
 def train_expert(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, index: int, *, seed: int,
@@ -211,7 +209,8 @@ def run_trajectory_matching(train: ClassDataset, classes: Sequence[int], cfg: Di
     return MethodOutput(syn.detach().cpu(), done, curve, extra={"learned_lr": float(syn_lr.detach())})
 
 
-@register_method("mtt", iterates=True, per_class=False, defaults=mtt_defaults, presets=PRESETS)
+@register_method("mtt", iterates=True, per_class=False, defaults=mtt_defaults, presets=PRESETS, label="MTT",
+                 color="tab:orange")
 def mtt(train: ClassDataset, classes: Sequence[int], config: DistillConfig, **kwargs) -> MethodOutput:
     """MTT: :func:`run_trajectory_matching` (its experts learn all classes of the call together)."""
     return run_trajectory_matching(train, classes, config, **kwargs)
