@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmark
@@ -11,14 +10,7 @@ from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dat
 from continual.config import check_steps
 from distill.data import ClassDataset
 from distill.errors import DistillError
-
-
-def class_order(seed: int, num_classes: int) -> list[int]:
-    """The class order of DM/DataDAM's protocol: ``numpy.random.seed(seed); numpy.random.permutation(n)``.
-
-    Uses a private ``RandomState`` seeded the same way, so the global numpy state is left alone.
-    """
-    return [int(c) for c in np.random.RandomState(seed).permutation(num_classes)]
+from distill.seeds import class_order  # the DM/DataDAM protocol's order; re-exported here
 
 
 def first_per_class(data: ClassDataset, n: int | None) -> ClassDataset:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import random
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -17,7 +15,7 @@ from distill.data import ClassDataset
 from distill.engine import TrainConfig, plan, train_network
 from distill.evaluate import test_accuracy
 from distill.networks import get_network, init_parameters
-from distill.seeds import TRAIN, stream
+from distill.seeds import TRAIN, global_seeds, stream
 
 from continual.buffer import AdaptOnUpdate
 from continual.config import CLASS_BALANCED, ReplayConfig
@@ -52,25 +50,6 @@ class StepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed python, numpy and torch for the block, and restore their previous states afterwards.
-
-    Avalanche draws minibatch orders and reservoir weights from the global generators; this keeps
-    a run reproducible without leaving the caller's random state changed.
-    """
-    py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
 
 
 def network_factory(name: str, *, num_classes: int, channels: int, image_size: int,
@@ -165,7 +144,7 @@ def run_replay(benchmark: Any, storage_policy: Any, *, make_model: ModelFactory,
 
     results: list[StepResult] = []
     seen: list[int] = []
-    with seeded(seed), warnings.catch_warnings():
+    with global_seeds(seed), warnings.catch_warnings():
         # An evaluator without loggers is what we want here.
         warnings.filterwarnings("ignore", message="No loggers specified")
         model = make_model(model_seed(seed, 0, 0))
@@ -210,4 +189,4 @@ def _buffer_images(buffer: Any) -> Iterator[torch.Tensor]:
 
 
 __all__ = ["StepResult", "make_class_balanced", "model_seed", "network_factory", "run_gdumb", "run_replay",
-           "seeded", "CLASS_BALANCED"]
+           "CLASS_BALANCED"]

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from distill.errors import DistillError
+from distill.seeds import generator
 
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 GROUPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
@@ -76,7 +77,7 @@ class DSA:
 
 def dsa_seeded(x: Tensor, seed: int, strategy: str = DEFAULT_STRATEGY) -> Tensor:
     """Augment with a shared draw from ``seed``: two calls with one seed augment two batches alike."""
-    return DSA(strategy)(x, torch.Generator().manual_seed(seed))
+    return DSA(strategy)(x, generator(seed))
 
 
 def _col(t: Tensor) -> Tensor:

@@ -90,6 +90,6 @@ def main(argv: list[str] | None = None) -> int:
 __all__ = ["downsample", "plot_loss", "save_figure"]
 
 if __name__ == "__main__":
-    from distill.config import run_cli
+    from distill.cli import run_cli
 
     run_cli(main)

@@ -1,6 +1,12 @@
-"""Independent, reproducible random streams keyed by (seed, purpose, class, iteration)."""
+"""Every random stream of the project: independent, reproducible streams keyed by (seed, purpose, class,
+iteration), and the few streams whose form a protocol fixes (a class order, a seeded draw, the global
+generators that Avalanche and module constructors read)."""
 
 from __future__ import annotations
+
+import contextlib
+import random
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -25,6 +31,43 @@ def stream(seed: int, *keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` itself: a draw whose seed the caller names (a seeded subset)."""
+    return torch.Generator().manual_seed(seed)
+
+
+def numpy_stream(seed: int, *keys: int) -> np.random.Generator:
+    """numpy's generator of ``seed`` (``default_rng(seed)``), or of ``(seed, *keys)`` for a stream of its own."""
+    return np.random.default_rng([seed, *keys] if keys else seed)
+
+
+def class_order(seed: int, num_classes: int) -> list[int]:
+    """The class order of DM/DataDAM's protocol: ``numpy.random.seed(seed); numpy.random.permutation(n)``.
+
+    Uses a private ``RandomState`` seeded the same way, so the global numpy state is left alone.
+    """
+    return [int(c) for c in np.random.RandomState(seed).permutation(num_classes)]
+
+
+@contextlib.contextmanager
+def global_seeds(seed: int) -> Iterator[None]:
+    """Seed python, numpy and torch's global generators for the block, and restore their states afterwards.
+
+    Avalanche draws minibatch orders and reservoir weights from them, and module constructors draw
+    initial weights; this keeps such code reproducible without leaving the caller's random state changed.
+    """
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
 def seed_of(generator: torch.Generator) -> int:
     """An integer seed drawn from ``generator``, for APIs that take a seed (``distill.engine.fit``)."""
     return int(torch.randint(2**31 - 1, (1,), generator=generator))
@@ -36,5 +79,5 @@ def real_indices(count: int, n: int, generator: torch.Generator) -> torch.Tensor
 
 
 __all__ = ["AUGMENT", "EXPERT_EPOCH", "EXPERT_NET", "FORGET_NET", "FORGET_SHUFFLE", "FORGET_TIES", "HERDING", "INIT",
-           "INNER_TRAIN", "KCENTER_START", "NET", "PROBE", "SHUFFLE", "STEP", "TRAIN", "real_indices", "seed_of",
-           "stream"]
+           "INNER_TRAIN", "KCENTER_START", "NET", "PROBE", "SHUFFLE", "STEP", "TRAIN", "class_order", "generator",
+           "global_seeds", "numpy_stream", "real_indices", "seed_of", "stream"]

@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from distill.data import ClassDataset, from_tensors
+from distill.seeds import generator
 
 
 def tiny_dataset(num_classes: int = 4, per_class: int = 12, *, size: int = 8, channels: int = 3, seed: int = 0,
@@ -17,7 +18,7 @@ def tiny_dataset(num_classes: int = 4, per_class: int = 12, *, size: int = 8, ch
     Images are ordered class by class; labels are the class ids; names default to ``class<id>``;
     ``mean``/``std`` is the normalisation the images claim, the same for every channel.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     labels = torch.arange(num_classes).repeat_interleave(per_class)
     images = torch.randn(len(labels), channels, size, size, generator=g) + labels.view(-1, 1, 1, 1).float()
     return from_tensors(images, labels, list(names) if names else [f"class{c}" for c in range(num_classes)],
@@ -31,7 +32,7 @@ def image_tree(root: str | Path, class_names: Sequence[str], *, train: int = 12,
     from PIL import Image
 
     root = Path(root)
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     for split, count in (("train", train), ("test", test)):
         for name in class_names:
             folder = root / split / name

@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
+from distill.seeds import numpy_stream
+
 
 def _finite(value: float) -> float | None:
     """NaN (e.g. a constant proxy) becomes None so that results stay valid JSON."""
@@ -68,7 +70,7 @@ def _bootstrap_spearman(columns: Sequence[Sequence[float]], true: Sequence[float
     """
     true = np.asarray(true, dtype=float)
     columns = [np.asarray(c, dtype=float) for c in columns]
-    rng = np.random.default_rng(seed)
+    rng = numpy_stream(seed)
     out = []
     for _ in range(resamples):
         pick = rng.integers(0, len(true), len(true))

@@ -32,6 +32,7 @@ from distill.errors import DistillError
 from distill.evaluate import test_accuracy, train_network
 from distill.methods import distill, get_method, list_methods
 from distill.registry import Registry
+from distill.seeds import generator, global_seeds
 from distill.synthetic import SyntheticSet
 from nas.network import build_network, resize_images
 from nas.zero_cost import naswot, parameter_count, synflow
@@ -168,7 +169,7 @@ def seeded_subset(data: ClassDataset, count: int, seed: int) -> tuple[Tensor, Te
     """``count`` images drawn without replacement by ``seed`` (all of them, unshuffled, for 0)."""
     if count == 0 or count >= len(data):
         return data.images, data.labels
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:count]
+    order = torch.randperm(len(data), generator=generator(seed))[:count]
     order, _ = order.sort()
     return data.images[order], data.labels[order]
 
@@ -387,9 +388,7 @@ def build_proxy_sets(config: SearchConfig, train: ClassDataset, *, device: torch
 def make_candidate(arch: str, num_classes: int, *, in_channels: int, seed: int, channels: int = 16,
                    cells_per_stage: int = 5) -> torch.nn.Module:
     """The candidate network with a seeded initialisation (the same for every proxy)."""
-    # Module constructors draw from the global generator; fork it so the caller's state is untouched.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with global_seeds(seed):  # module constructors draw from the global generators; the caller's are kept
         return build_network(arch, num_classes, in_channels=in_channels, channels=channels,
                              cells_per_stage=cells_per_stage)
 

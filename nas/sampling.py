@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from distill.errors import DistillError
+from distill.seeds import numpy_stream
 from nas.benchmark import Benchmark
 
 SPACES = ("full", "top20")
@@ -58,7 +59,7 @@ def sample_candidates(benchmark: Benchmark, space: str, num_archs: int, *, seed:
     if num_archs > len(pool):
         raise DistillError(f"--num-archs {num_archs} is more than the {len(pool)} distinct architectures "
                            f"of space {space!r}; pass at most {len(pool)}")
-    order = np.random.default_rng(seed).permutation(len(pool))
+    order = numpy_stream(seed).permutation(len(pool))
     return [benchmark.archs[int(pool[i])] for i in order[:num_archs]]
 
 
@@ -112,7 +113,7 @@ def draw_candidates(benchmark: Benchmark, space: str, num_archs: int, *, seed: i
         raise DistillError(f"--top-fraction {top_fraction} needs {extra_count} more top-quintile architectures "
                            f"than the {len(pool)} left; lower --top-fraction or --num-archs")
     # A stream of its own, so the oversampled part does not depend on how the uniform one was drawn.
-    order = np.random.default_rng([seed, 1]).permutation(len(pool))[:extra_count]
+    order = numpy_stream(seed, 1).permutation(len(pool))[:extra_count]
     extra = [benchmark.archs[pool[int(i)]] for i in order]
     return CandidateSample(archs=kept + extra, uniform=[True] * keep + [False] * extra_count,
                            top_fraction=top_fraction)
