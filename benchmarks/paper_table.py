@@ -6,7 +6,7 @@ trained for the protocol's epochs (``dm``: instancenorm, batch 256, 1000 epochs;
 batch 64, 1800 epochs), accuracy at the END of training on the 10,000 real test images.
 
 Every cell writes its own JSON under ``--dir`` (default ``benchmarks/results/paper-table/``) as it goes:
-the distillation checkpoints (``.cache/paper-table/``), and each evaluation net's accuracy lands in the
+the distillation checkpoints (``<dir>/checkpoints/``, committed between sittings), and each evaluation net's accuracy lands in the
 cell file as soon as it is known, so a killed study loses at most one net. Rerun the same command and
 it continues; finished cells are skipped. Sets at ipc 1 and 10 are saved beside their JSON.
 
@@ -129,6 +129,11 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     record = read_cell(directory, cell) or {**asdict(cell), "name": cell.name, "evaluation": {}}
     work = (directory / "work") if smoke else WORK
     set_file = work / f"{cell.name}.pt"
+    if not set_file.is_file() and (directory / f"{cell.name}.pt").is_file():
+        set_file = directory / f"{cell.name}.pt"  # the committed copy (ipc 1 and 10): evaluated on any machine
+    # The checkpoint of a set still being distilled lives beside the cell files, committed at the end of a
+    # sitting: an 8000-iteration set at batch_real 256 takes longer than one, and the next one continues it.
+    checkpoint = directory / "checkpoints" / f"{cell.name}.pt"
     # The training images are read only where they are needed: a finished set evaluates without them.
     train = load_dataset("cifar10", "train") if cell.method == WHOLE or not set_file.is_file() else None
     if cell.method == WHOLE:
@@ -147,8 +152,10 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
                             batch_real=cell.batch_real, checkpoint_minutes=2.0, init=init,
                             **({"width": 8, "compile": False} if smoke else {}))
         synthetic = distill(train, cfg, seed=cell.seed, progress=progress, resume=cell.learned,
-                            checkpoint=work / f"{cell.name}-checkpoint.pt" if cell.learned else None)
+                            checkpoint=checkpoint if cell.learned else None)
         synthetic.save(set_file)
+        for done in (checkpoint, checkpoint.with_name(checkpoint.stem + ".seconds.json")):
+            done.unlink(missing_ok=True)  # the set holds its images and its seconds now
     if synthetic is None:  # the whole training set, 5,000 images a class
         images, labels = train.images, train.labels
         record["distill"] = {"seconds": 0.0, "iterations": 0, "whole_dataset": len(labels)}
@@ -156,7 +163,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
         images, labels = synthetic.images, synthetic.labels
         record["distill"] = _distill_record(synthetic)
     record["machine"] = machine_info("cpu")
-    if synthetic is not None and cell.ipc in (1, 10) and not smoke:
+    if synthetic is not None and cell.ipc in (1, 10):
         synthetic.save(directory / f"{cell.name}.pt")  # small: anyone can evaluate it with their own code
     write_json(path, record)
     test = load_dataset("cifar10", "test")

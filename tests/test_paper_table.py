@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import re
 import statistics
 import sys
@@ -66,8 +67,14 @@ def test_smoke_study_runs_and_resumes_per_net(cifar_tree, tmp_path, monkeypatch)
     assert paper_table.main([*argv[:4], "3", *argv[5:]]) == 0
     after = json.loads((directory / "dm-ipc1-it3-br8-s0.json").read_text())["evaluation"]["dm"]["runs"]
     assert after[:2] == before and len(after) == 3
+    assert not list((directory / "checkpoints").glob("*"))  # a finished set leaves no checkpoint behind
+    # On another machine only the committed files are there: the set beside the cell is evaluated, not redone.
+    shutil.rmtree(directory / "work")
+    assert paper_table.main([*argv[:4], "4", *argv[5:]]) == 0
+    again = json.loads((directory / "dm-ipc1-it3-br8-s0.json").read_text())
+    assert again["evaluation"]["dm"]["runs"][:3] == after and again["distill"] == cell["distill"]
     # another epoch count for finished nets is refused, not mixed in
-    assert paper_table.main([*argv[:4], "4", "--epochs-dm", "5", *argv[7:]]) == 2
+    assert paper_table.main([*argv[:4], "5", "--epochs-dm", "5", *argv[7:]]) == 2
     # the whole-dataset column: one net on every training image
     assert paper_table.main([*argv[:9], "--only", "whole-dataset-e1-s0", "--quiet"]) == 0
     whole = json.loads((directory / "whole-dataset-e1-s0.json").read_text())
