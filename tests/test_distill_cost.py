@@ -1,0 +1,32 @@
+"""benchmarks/distill_cost.py: the cost table lands row by row and a rerun adds only what is missing."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_cost.py"
+
+
+def _run(out: Path, methods: str) -> list[dict]:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--ipcs", "1", "--methods", methods, "--iters", "2",
+                           "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(out.read_text())["records"]
+
+
+@pytest.mark.slow
+def test_cost_rows_are_ratios_to_dm_and_a_rerun_keeps_what_was_measured(tmp_path):
+    out = tmp_path / "cost.json"
+    first = _run(out, "dm")
+    assert [(r["method"], r["ipc"]) for r in first] == [("dm", 1)]
+    assert first[0]["seconds_per_iteration"] > 0 and first[0]["ratio_to_dm"] == 1.0
+    assert first[0]["iterations_timed"] == 2 and first[0]["peak_rss_mb"] > 0
+    second = _run(out, "dm,datadam")
+    assert second[0] == first[0]  # measured once, kept
+    datadam = second[1]
+    assert datadam["method"] == "datadam" and datadam["ratio_to_dm"] == pytest.approx(
+        datadam["seconds_per_iteration"] / first[0]["seconds_per_iteration"])
+    assert datadam["paper_ratio_to_dm"] == pytest.approx(0.09 / 0.08)
