@@ -10,6 +10,7 @@ from distill.cache import fingerprint
 
 from distill.errors import DistillError
 from distill.settings import checked
+from distill.engine import SGDConfig
 from distill.evaluate import TrainConfig
 from distill.methods import METHODS, DistillConfig, list_methods
 from distill.networks import list_networks
@@ -21,12 +22,12 @@ CLASS_BALANCED = "class_balanced"
 
 @dataclass
 @checked
-class ReplayConfig(TrainConfig):
+class ReplayConfig(SGDConfig):
     """The replay protocol's recipe: one model trained through the stream (Avalanche ``Naive``).
 
-    A :class:`TrainConfig` (``epochs`` over each experience, ``batch_size`` real images per minibatch,
-    SGD ``lr``, ``momentum``, ``weight_decay``, ``nesterov``) plus the memory's share of a minibatch.
-    The presets in ``configs/continual/`` size it.
+    Plain SGD (``epochs`` over each experience, ``batch_size`` real images per minibatch, ``lr``,
+    ``momentum``, ``weight_decay``, ``nesterov``: all Avalanche's ``Naive`` reads, no schedule, DSA or
+    engine settings) plus the memory's share of a minibatch. The presets in ``configs/continual/`` size it.
     """
 
     batch_size_mem: int = field(default=128, metadata={"help": "memory images added to every minibatch", "min": 1})

@@ -2,78 +2,49 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import logging
-import sys
 from functools import partial
 from pathlib import Path
 
-from distill.cli import joined, make_run_dir, refuse_to_overwrite, report, run_cli, run_parser, threads, write_settings
-from distill.errors import DistillError
-from distill.settings import add_config_args, pick_preset, resolve_config
+from continual.config import ContinualConfig
+from distill.cli import report, run_cli
+from distill.runner import Job, JobSpec, build_parser as _build_parser, run_job
 
-__all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
+__all__ = ["PRESET_NAMES", "PRESETS", "SPEC", "build_parser", "main"]
 
 PRESETS = ("cpu", "ipc50-cpu", "paper", "smoke", "none")  # shipped in configs/continual/
 # --preset names configs/continual/<name>.toml: the first of these that exists.
 PRESET_NAMES = ("cifar10-{steps}step-{preset}", "cifar10-5step-{preset}", "{preset}")
-# What a run leaves in --out: a fresh run refuses to replace it without --resume or --overwrite.
-_RUN_FILES = ("results.json", "progress.json")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from continual.config import ContinualConfig
+def _run(job: Job) -> dict:
+    from continual.experiment import run_experiment  # Avalanche: after the checks, not before
 
-    parser = run_parser("continual.run", "continual", "Class-incremental learning with distilled memories (DataDAM, "
-                        "DM) against herding and random memories, in the GDumb-style protocol and/or Avalanche replay.",
-                        presets=f"{' | '.join(PRESETS)}: configs/continual/cifar10-<steps>step-<preset>.toml, else "
-                                "<preset>.toml", preset_default="cpu",
-                        resume="continue the run in --out, skipping finished steps")
-    add_config_args(parser, ContinualConfig)  # no defaults shown: the preset decides them
-    return parser
+    # The device the runner resolved: this rank's GPU under torchrun (config.toml keeps the setting as given).
+    cfg = dataclasses.replace(job.cfg, device=str(job.device))
+    return run_experiment(cfg, job.out, resume=job.resume, show_progress=job.progress)
+
+
+def _report(results: dict, out: Path) -> None:
+    from continual.experiment import summary_table
+
+    report(summary_table(results), out, results="results.json", plot="accuracy.png", config="config.toml")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from continual.config import ContinualConfig
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    preset = pick_preset("continual", args.preset, PRESET_NAMES, cls=ContinualConfig, flags=args,
-                         config_file=args.config)
-    cfg = resolve_config(ContinualConfig, preset_file=preset, config_file=args.config, overrides=args)
-    if args.resume and args.out is None:
-        raise DistillError("--resume needs --out DIR naming the run to continue")
-    if args.resume and args.overwrite:
-        raise DistillError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
-    previous = refuse_to_overwrite(Path(args.out) if args.out else None, _RUN_FILES, resume=args.resume,
-                                   overwrite=args.overwrite)
-    preflight(cfg, Path(args.out) if args.out else None, resume=args.resume)
-    out = make_run_dir(args.out, "continual")
-    for path in previous if args.overwrite else []:
-        path.unlink(missing_ok=True)
-    if args.resume and not (out / "progress.json").is_file():
-        print(f"no earlier run in {out} (no progress.json): starting fresh", file=sys.stderr)
-    write_settings(out, cfg)
-    from continual.experiment import run_experiment, summary_table  # Avalanche: after the checks, not before
-
-    with threads(cfg.threads), joined():
-        results = run_experiment(cfg, out, resume=args.resume, show_progress=not args.quiet)
-    report(summary_table(results), out, results="results.json", plot="accuracy.png", config="config.toml")
-    return 0
+    return run_job(SPEC, argv)
 
 
-def preflight(cfg, out: Path | None, *, resume: bool = False) -> None:
+def preflight(cfg, out: Path | None, *, device, resume: bool = False) -> None:
     """Every check of the run that needs no decoded image (:mod:`distill.preflight`): the settings, the data
     root's classes and class sizes against ``--steps`` and ``--ipc``, the output, memory and disk."""
     from continual.config import CLASS_BALANCED, check_steps, read_progress, validate
-    from distill.distributed import local_device, resolve_device
     from distill.methods import check_image_size, get_method
     from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
                                    data_writes, encoder_memory, read_listing)
 
     validate(cfg)
-    device = local_device(resolve_device(cfg.device))
     d = cfg.distill.resolved(device)
     check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, networks={cfg.network: "--network"})
     check_output(out)
@@ -88,6 +59,24 @@ def preflight(cfg, out: Path | None, *, resume: bool = False) -> None:
     check_memory({**data_memory(listing, test=True),
                   **encoder_memory(d, listing.image_shape, listing.num_classes // cfg.steps)}, device=device)
     check_disk(data_writes(listing))
+
+
+SPEC = JobSpec(
+    module="continual.run", job="continual", config=ContinualConfig, work=_run, preflight=preflight,
+    report=_report,
+    description="Class-incremental learning with distilled memories (DataDAM, DM) against herding and random "
+                "memories, in the GDumb-style protocol and/or Avalanche replay.",
+    presets=f"{' | '.join(PRESETS)}: configs/continual/cifar10-<steps>step-<preset>.toml, else <preset>.toml",
+    preset_names=PRESET_NAMES, preset_default="cpu",
+    # What a run leaves in --out: a fresh run refuses to replace it without --resume or --overwrite.
+    run_files=("results.json", "progress.json"), resume_marker="progress.json",
+    resume_help="continue the run in --out, skipping finished steps",
+    no_flags=frozenset({"distill.method"}),  # each memory is distilled by its own method (--memory)
+    logging=(logging.WARNING, "%(levelname)s %(name)s: %(message)s"))
+
+
+def build_parser():
+    return _build_parser(SPEC)
 
 
 cli = partial(run_cli, main)  # the console script continual-run

@@ -183,12 +183,15 @@ def _signal_watchdog() -> Iterator[None]:
                 time.sleep(GRACE_SECONDS)
                 _end(interrupt_message(), 130)
 
-    threading.Thread(target=watch, name="signal-watchdog", daemon=True).start()
+    watcher = threading.Thread(target=watch, name="signal-watchdog", daemon=True)
+    watcher.start()
     try:
         yield
     finally:  # a main run inside another program (tests) leaves its signals as they were
         signal.set_wakeup_fd(before)
         writer.close()
+        watcher.join(timeout=1.0)  # its recv returns empty now that the writer is closed
+        reader.close()
 
 
 def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:

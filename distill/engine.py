@@ -50,8 +50,9 @@ COMPILE_MIN_STEPS = 300
 
 @dataclass
 @checked
-class TrainConfig:
-    """How a network is trained (defaults: the evaluation protocol of METHOD.md §2)."""
+class SGDConfig:
+    """Epochs of minibatch SGD: what every training recipe holds (:class:`TrainConfig` and continual's
+    replay recipe add what each reads besides)."""
 
     epochs: int = field(default=1000, metadata={"help": "training epochs", "min": 1})
     batch_size: int = field(default=256, metadata={"help": "minibatch size", "min": 1})
@@ -59,6 +60,13 @@ class TrainConfig:
     momentum: float = field(default=0.9, metadata={"min": 0, "max": 1})
     weight_decay: float = field(default=5e-4, metadata={"min": 0})
     nesterov: bool = False
+
+
+@dataclass
+@checked
+class TrainConfig(SGDConfig):
+    """How a network is trained (defaults: the evaluation protocol of METHOD.md §2)."""
+
     schedule: str = field(default="step", metadata={"help": "step (x lr_decay at the midpoint) | cosine",
                                                     "choices": ("step", "cosine")})
     lr_decay: float = field(default=0.1, metadata={"above": 0})
@@ -207,5 +215,5 @@ def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: Trai
     return model
 
 
-__all__ = ["COMPILE_MIN_STEPS", "EnginePlan", "TrainConfig", "autocast", "check_finite", "check_set", "fit", "plan", "sgd",
+__all__ = ["COMPILE_MIN_STEPS", "EnginePlan", "SGDConfig", "TrainConfig", "autocast", "check_finite", "check_set", "fit", "plan", "sgd",
            "steps_per_epoch", "train_network"]

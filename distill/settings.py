@@ -56,29 +56,43 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, *, skip: set[str
     Help texts come from ``field(metadata={"help": ...})``; with ``show_defaults`` they end with the
     field's default (leave it off where a preset, not the dataclass, decides the default).
     """
-    hints = _field_types(cls)
     for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        tp, _ = _unwrap_optional(hints[f.name])
-        if dataclasses.is_dataclass(tp):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "")
-        if show_defaults and f.default is not dataclasses.MISSING and f.default is not None \
-                and "default" not in help_text:
-            shown = ",".join(map(str, f.default)) if isinstance(f.default, (list, tuple)) else f.default
-            help_text = f"{help_text} (default: {shown})".strip()
-        if tp is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif typing.get_origin(tp) in (tuple, list):
-            element = typing.get_args(tp)[0] if typing.get_args(tp) else str
-            parser.add_argument(flag, dest=f.name, type=_parse_list(element), default=None,
-                                metavar="A,B,...", help=help_text)
-        else:
-            choices = f.metadata.get("choices")
-            kwargs: dict[str, Any] = {"choices": choices() if callable(choices) else choices} if choices else {}
-            parser.add_argument(flag, dest=f.name, type=tp, default=None, help=help_text, **kwargs)
+        if f.name not in skip and not dataclasses.is_dataclass(_unwrap_optional(_field_types(cls)[f.name])[0]):
+            add_field_arg(parser, cls, f, ["--" + f.name.replace("_", "-")], dest=f.name, show_defaults=show_defaults)
+
+
+def add_field_arg(parser: argparse.ArgumentParser, cls: type, f: dataclasses.Field, flags: Sequence[str], *,
+                  dest: str, show_defaults: bool = False) -> None:
+    """The flag(s) of one field of ``cls``: ``flags[0]`` is shown in ``--help``; the others are the same flag
+    under other spellings, named at the end of its help. ``dest`` is where argparse stores the value.
+
+    A registry's choices (a callable: ``list_methods``) are argparse's; a fixed tuple of choices is checked
+    with the field's other bounds (:func:`check_value`), so that a wrong value is the same one-line error
+    from a flag, a TOML file or Python.
+    """
+    tp, _ = _unwrap_optional(_field_types(cls)[f.name])
+    help_text = f.metadata.get("help", "")
+    if show_defaults and f.default is not dataclasses.MISSING and f.default is not None \
+            and "default" not in help_text:
+        shown = ",".join(map(str, f.default)) if isinstance(f.default, (list, tuple)) else f.default
+        help_text = f"{help_text} (default: {shown})".strip()
+    shown_flag, *others = flags
+    if others:
+        help_text = f"{help_text} (also {', '.join(others)})".strip()
+    kwargs: dict[str, Any] = {"dest": dest, "default": None}
+    if tp is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(tp) in (tuple, list):
+        element = typing.get_args(tp)[0] if typing.get_args(tp) else str
+        kwargs.update(type=_parse_list(element), metavar="A,B,...")
+    else:
+        kwargs.update(type=tp, metavar=shown_flag[2:].replace("-", "_").upper())
+        if callable(f.metadata.get("choices")):
+            kwargs["choices"] = f.metadata["choices"]()
+    parser.add_argument(shown_flag, help=help_text, **kwargs)
+    for other in others:  # the same flag, spelled otherwise; one line of --help is enough
+        extra = {k: v for k, v in kwargs.items() if k != "metavar"}
+        parser.add_argument(other, help=argparse.SUPPRESS, **extra)
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -125,13 +139,23 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def _check_bounds(value: Any, metadata: Any, where: str) -> None:
     """Raise :class:`DistillError` if ``value`` (or any element of a list) breaks the field's declared bounds.
 
-    Bounds live in the field's metadata: ``min``/``max`` (inclusive) and ``above`` (exclusive lower).
+    Bounds live in the field's metadata: ``min``/``max`` (inclusive), ``above`` (exclusive lower) and a
+    fixed tuple of ``choices`` (``what`` names the kind of value in the message: "search space"). A
+    callable ``choices`` is a registry, checked where it is read (a method registered later is valid).
     """
-    if value is None or not any(k in metadata for k in ("min", "max", "above")):
+    choices = metadata.get("choices")
+    static = choices is not None and not callable(choices)
+    if value is None or not (static or any(k in metadata for k in ("min", "max", "above"))):
         return
     if isinstance(value, (list, tuple)):
         for item in value:
             _check_bounds(item, metadata, where)
+        return
+    if static and value not in choices:
+        what = metadata.get("what")
+        named = f"{what} {value!r} ({where})" if what else f"{where} {value!r}"
+        raise DistillError(f"unknown {named}; use one of {', '.join(map(str, choices))}")
+    if isinstance(value, str):
         return
     if isinstance(value, float) and not math.isfinite(value):
         raise DistillError(f"{where} must be a finite number, got {value!r}; pass a number")
@@ -145,6 +169,16 @@ def _check_bounds(value: Any, metadata: Any, where: str) -> None:
                            f"set it to {metadata['max']} or less")
 
 
+def check_value(cls: type, path: str, value: Any) -> None:
+    """Check one flag's ``value`` against the bounds of the field ``path`` (``"space"``, ``"train.epochs"``) of
+    ``cls``, named ``path``: before it names a preset file, so a wrong value is not an unknown preset."""
+    *tables, name = path.split(".")
+    for table in tables:
+        cls = _unwrap_optional(_field_types(cls)[table])[0]
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    _check_bounds(value, f.metadata, path)
+
+
 def check_fields(obj: Any, where: str | None = None) -> None:
     """Check every field of the dataclass ``obj`` against its type and its metadata bounds.
 
@@ -156,7 +190,11 @@ def check_fields(obj: Any, where: str | None = None) -> None:
     prefix = where or type(obj).__name__
     for f in dataclasses.fields(obj):
         name = f"{prefix}.{f.name}"
-        value = _coerce(getattr(obj, f.name), hints[f.name], name)
+        value = getattr(obj, f.name)
+        if isinstance(value, dict) and f.default_factory is not dataclasses.MISSING \
+                and dataclasses.is_dataclass(hints[f.name]):  # a partial table fills in from the field's default
+            value = {**config_to_dict(f.default_factory()), **value}
+        value = _coerce(value, hints[f.name], name)
         _check_bounds(value, f.metadata, name)
         object.__setattr__(obj, f.name, value)
 
@@ -365,7 +403,10 @@ def pick_preset(job: str, preset: str | None, names: Sequence[str], *, cls: type
     default = cls()
     values: dict[str, Any] = {}
     for path in {p for name in names for p in _placeholders(name)} - {"preset"}:
-        for source in (flags.get(path.rsplit(".", 1)[-1]), _setting(from_file, path), _setting(default, path)):
+        # A flag is read where its table puts it (``{"distill": {"ipc": 50}}``) or by its bare name (``ipc``).
+        flag = _setting(flags, path)
+        flag = flags.get(path.rsplit(".", 1)[-1]) if flag is None else flag
+        for source in (flag, _setting(from_file, path), _setting(default, path)):
             if source is not None:
                 values[path] = source
                 break
@@ -386,5 +427,5 @@ def _fill(template: str, **values: Any) -> str:
     return template
 
 
-__all__ = ["CONFIG_DIR", "add_config_args", "check_fields", "checked", "config_to_dict", "from_dict", "pick_preset",
+__all__ = ["CONFIG_DIR", "add_config_args", "add_field_arg", "check_fields", "check_value", "checked", "config_to_dict", "from_dict", "pick_preset",
            "preset_path", "read_toml", "resolve_config", "share_fields", "to_toml"]

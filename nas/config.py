@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.cache import fingerprint
-from distill.settings import config_to_dict, from_dict, resolve_config, share_fields
+from distill.settings import checked, resolve_config
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig
 from distill.methods import DistillConfig
@@ -37,16 +37,22 @@ def nb201_train_config(**overrides: Any) -> TrainConfig:
 
 
 @dataclass
+@checked
 class SearchConfig:
-    space: str = field(default="top20", metadata={"help": "candidate space: full | top20"})
-    num_archs: int = field(default=100, metadata={"help": "candidates (distinct up to isomorphism)",
+    """A NAS-Bench-201 proxy search; every bound of a value sits in its field's metadata."""
+
+    space: str = field(default="top20", metadata={"help": "candidate space: full | top20", "choices": SPACES,
+                                                  "what": "search space"})
+    num_archs: int = field(default=100, metadata={"help": "candidates (distinct up to isomorphism)", "min": 1,
                                                   "resume": "extend"})
     top_fraction: float = field(default=0.0, metadata={
         "help": "at least this fraction of the candidates comes from the top quintile of true accuracy: a "
-                "uniform draw topped up with seeded top-quintile draws (0 = uniform only)", "resume": "extend"})
+                "uniform draw topped up with seeded top-quintile draws (0 = uniform only)", "min": 0.0, "max": 1.0,
+        "resume": "extend"})
     proxy: list[str] = field(default_factory=lambda: list(DEFAULT_PROXIES), metadata={
         "help": "proxies to rank with: " + ",".join(DEFAULT_PROXIES), "resume": "extend"})
-    seed: int = field(default=0, metadata={"help": "seed of the candidate sample, subsets, distillation, training"})
+    seed: int = field(default=0, metadata={"help": "seed of the candidate sample, subsets, distillation, training",
+                                           "min": 0})
     dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 (true accuracies from the table)"})
     data_root: str | None = field(default=None, metadata={"help": "dataset folder (else $DISTILL_DATA_ROOT)",
                                                           "result": False})
@@ -57,16 +63,19 @@ class SearchConfig:
     ipc: int = field(default=50, metadata={"help": "images per class of the datadam/dm/random proxy sets"})
     # The proxy network and its budget (EcoNAS: resolution 16, C = 8, N = 5).
     channels: int = field(default=16, metadata={
-        "help": "channels C of the first stage of the network that training proxies train (benchmark: 16)"})
+        "help": "channels C of the first stage of the network that training proxies train (benchmark: 16)",
+        "min": 1})
     cells_per_stage: int = field(default=5, metadata={
-        "help": "cells N per stage of the network that training proxies train (benchmark: 5)"})
+        "help": "cells N per stage of the network that training proxies train (benchmark: 5)", "min": 1})
     resolution: int = field(default=0, metadata={
-        "help": "image side that training proxies train and test at, images resized (0 = the dataset's own)"})
+        "help": "image side that training proxies train and test at, images resized (0 = the dataset's own)",
+        "min": 0})
     images_seen: int = field(default=0, metadata={
         "help": "training-image passes per candidate on the small sets, setting their epochs and the "
-                "random-matched subset (0 = set size x train.epochs)"})
+                "random-matched subset (0 = set size x train.epochs)", "min": 0})
     probe_images: int = field(default=128, metadata={
-        "help": "real training images (a seeded batch) that data-dependent zero-cost proxies (naswot) read"})
+        "help": "real training images (a seeded batch) that data-dependent zero-cost proxies (naswot) read",
+        "min": 1})
     rank_by: str = field(default="accuracy", metadata={
         "help": "what training proxies rank by: accuracy (test accuracy) | tse (minus the summed training loss)",
         "choices": RANK_BY, "resume": "extend"})
@@ -74,19 +83,21 @@ class SearchConfig:
         "help": "recompute BatchNorm statistics on the proxy's training images after training, before testing"})
     bn_recalibrate_images: int = field(default=500, metadata={
         "help": "at most this many of the proxy's training images, evenly spread, feed the BatchNorm recalibration "
-                "(0 = all)"})
+                "(0 = all)", "min": 0})
     early_stop_epochs: int = field(default=2, metadata={
         "help": "epochs of the early-stop proxy on real training images (2 x 50,000 = the images seen by "
-                "200 epochs on 500 images)"})
+                "200 epochs on 500 images)", "min": 1})
     early_stop_images: int = field(default=0, metadata={
-        "help": "real training images of the early-stop proxy, a seeded subset (0 = the whole training set)"})
+        "help": "real training images of the early-stop proxy, a seeded subset (0 = the whole training set)",
+        "min": 0})
     test_images: int = field(default=0, metadata={
-        "help": "real test images that score a candidate, a seeded subset (0 = the whole test set)"})
+        "help": "real test images that score a candidate, a seeded subset (0 = the whole test set)", "min": 0})
     whole_dataset_epochs: int = field(default=200, metadata={
-        "help": "epochs of whole-dataset training, for the estimated cost (NAS-Bench-201: 200)"})
-    top_k: int = field(default=5, metadata={"help": "k of the top-k overlap"})
+        "help": "epochs of whole-dataset training, for the estimated cost (NAS-Bench-201: 200)", "min": 1})
+    top_k: int = field(default=5, metadata={"help": "k of the top-k overlap", "min": 1})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda", "result": False})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)", "result": False})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)", "min": 0,
+                                              "result": False})
     cache_dir: str | None = field(default=None, metadata={
         "help": "where distilled proxy sets are cached (default: $DISTILL_CACHE_DIR or ~/.cache/distill, /nas-sets)",
         "result": False})
@@ -98,40 +109,16 @@ class SearchConfig:
                 "and --ipc)", "shares": ("ipc",)})
 
     def __post_init__(self) -> None:
+        """What no single field's metadata can say (the bounds are checked by ``@checked`` before this)."""
         from nas.proxies import list_proxies
 
-        # Tables given as dicts (from a notebook) fill in from the same defaults as the presets.
-        if isinstance(self.train, dict):
-            self.train = from_dict(TrainConfig, {**config_to_dict(nb201_train_config()), **self.train},
-                                   where="[train]")
-        if isinstance(self.distill, dict):
-            self.distill = from_dict(DistillConfig, self.distill, where="[distill]")
-        share_fields(self)
-
-        known = list_proxies()
+        known = list_proxies()  # a registry, read when the settings are made: a proxy registered later counts
         unknown = [p for p in self.proxy if p not in known]
         if unknown or not self.proxy:
             raise DistillError(f"unknown proxy {', '.join(unknown) or '(none given)'}; use one or more of "
                                f"{', '.join(known)}, comma-separated")
-        if self.space not in SPACES:
-            raise DistillError(f"unknown search space {self.space!r}; use one of {', '.join(SPACES)}")
         if len(set(self.proxy)) != len(self.proxy):
             raise DistillError(f"--proxy lists a proxy twice ({','.join(self.proxy)}); name each once")
-        if self.rank_by not in RANK_BY:
-            raise DistillError(f"unknown --rank-by {self.rank_by!r}; use one of {', '.join(RANK_BY)}")
-        for name in ("num_archs", "ipc", "early_stop_epochs", "top_k", "channels", "cells_per_stage", "probe_images"):
-            if getattr(self, name) < 1:
-                raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("seed", "early_stop_images", "test_images", "bn_recalibrate_images", "threads", "images_seen",
-                     "resolution"):
-            if getattr(self, name) < 0:
-                raise DistillError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
-        if not 0.0 <= self.top_fraction <= 1.0:
-            raise DistillError(f"--top-fraction must be between 0 and 1, got {self.top_fraction}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self.train, name) < 1:
-                raise DistillError(f"--{name.replace('_', '-')} ([train] {name}) must be at least 1, "
-                                   f"got {getattr(self.train, name)}")
 
     def fingerprint(self) -> dict:
         """The settings that change a candidate's row (a resumed search must match them)."""
@@ -148,14 +135,12 @@ def resolve_search_config(*, preset_file: str | Path | None = None, config_file:
     return resolve_config(SearchConfig, preset_file=preset_file, config_file=config_file, overrides=overrides)
 
 
-def namespace_overrides(args: argparse.Namespace, *, distill_prefix: str = "distill__") -> dict[str, Any]:
-    """The CLI flags of ``args`` as overrides: SearchConfig fields at the top, TrainConfig fields under
-    ``train`` and the ``--distill-*`` flags under ``distill``."""
-    values = vars(args)
-    top = {f.name: values.get(f.name) for f in dataclasses.fields(SearchConfig) if f.name not in ("train", "distill")}
-    train = {f.name: values.get(f.name) for f in dataclasses.fields(TrainConfig)}
-    distill = {k[len(distill_prefix):]: v for k, v in values.items() if k.startswith(distill_prefix)}
-    return {**top, "train": train, "distill": distill}
+def namespace_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The CLI flags of ``args`` (``nas.search``'s parser) as overrides: SearchConfig fields at the top, the
+    ``[train]`` and ``[distill]`` tables' flags under ``train`` and ``distill``."""
+    from distill.runner import flag_values
+
+    return flag_values(args, SearchConfig)
 
 
 __all__ = ["DEFAULT_PROXIES", "RANK_BY", "namespace_overrides", "nb201_train_config", "resolve_search_config",

@@ -2,105 +2,57 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import logging
 from functools import partial
 from pathlib import Path
 
-from distill.cli import joined, make_run_dir, refuse_to_overwrite, report, run_cli, run_parser, threads, write_settings
-from distill.settings import add_config_args, config_to_dict, pick_preset
+from distill.cli import report, run_cli
+from distill.settings import config_to_dict
 from distill.data import load_dataset
 from distill.errors import DistillError
-from distill.evaluate import TrainConfig
-from distill.methods import DistillConfig
+from distill.runner import Job, JobSpec, build_parser as _build_parser, run_job
 from nas.benchmark import load_benchmark
-from nas.config import SearchConfig, namespace_overrides, resolve_search_config
+from nas.config import SearchConfig
 from nas.experiment import format_summary, load_progress, run_search
-from nas.sampling import SPACES
 
-__all__ = ["PRESET_NAMES", "PRESETS", "build_parser", "main"]
+__all__ = ["PRESET_NAMES", "PRESETS", "SPEC", "build_parser", "main"]
 
 PRESETS = ("cpu", "ipc50-cpu", "paper", "smoke", "none")  # shipped in configs/nas/
-# What a search leaves in --out: a fresh one refuses to replace it without --resume or --overwrite.
-_RUN_FILES = ("results.json", "progress/rank*.json")
 # The NAS-Bench-201 network halves its input twice; an image side that does not divide by 4 breaks its residual sums.
 _REDUCTION = 4
 # --preset names configs/nas/<name>.toml: the first of these that exists ("none": no preset).
 PRESET_NAMES = ("nb201-{space}-{preset}", "{preset}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = run_parser("nas.search", "nas", "Rank NAS-Bench-201 architectures by training them on a distilled set "
-                        "(DataDAM, DM), a random real subset, or briefly on the whole set, and compare with their "
-                        "true accuracy.", presets=f"{' | '.join(PRESETS)}: configs/nas/nb201-<space>-<preset>.toml, "
-                        "else <preset>.toml", preset_default="cpu", resume="continue the search already in --out",
-                        quiet=False)  # progress bars are a setting (--no-progress)
-    add_config_args(parser, SearchConfig)
-    add_config_args(parser, TrainConfig)  # the [train] table: --epochs, --lr, --batch-size, ...
-    _add_prefixed_args(parser, DistillConfig, "distill", skip={"method", "ipc"})
-    return parser
-
-
-def _add_prefixed_args(parser: argparse.ArgumentParser, cls: type, prefix: str, *, skip: set[str]) -> None:
-    """``--<prefix>-<field>`` flags for the fields of ``cls`` (a TOML table whose names clash with the
-    top-level flags), stored as ``<prefix>__<field>``; built from ``add_config_args``'s own flags."""
-    own = argparse.ArgumentParser(add_help=False)
-    add_config_args(own, cls, skip=skip)
-    for action in own._actions:
-        kwargs = {"dest": f"{prefix}__{action.dest}", "default": None, "help": f"[{prefix}] {action.help}"}
-        flag = f"--{prefix}-{action.option_strings[0][2:]}"
-        if isinstance(action, argparse.BooleanOptionalAction):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
-        else:
-            parser.add_argument(flag, type=action.type, choices=action.choices,
-                                metavar=action.metavar or action.dest.upper(), **kwargs)
+def _run(job: Job) -> dict:
+    """The search itself; ``{}`` on ranks other than 0."""
+    config = dataclasses.replace(job.cfg, device=str(job.device))  # this rank's GPU under torchrun
+    train = load_dataset(config.dataset, "train", data_root=config.data_root)
+    test = load_dataset(config.dataset, "test", data_root=config.data_root)
+    return run_search(config, job.out, train=train, test=test, benchmark=job.checked, resume=job.resume)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.space is not None and args.space not in SPACES:  # before it names a preset file
-        raise DistillError(f"unknown search space {args.space!r}; use one of {', '.join(SPACES)}")
-    preset = pick_preset("nas", args.preset, PRESET_NAMES, cls=SearchConfig, flags=args, config_file=args.config)
-    config = resolve_search_config(preset_file=preset, config_file=args.config, overrides=namespace_overrides(args))
-    if args.resume and args.out is None:
-        raise DistillError("--resume needs --out DIR naming the search to continue")
-    if args.resume and args.overwrite:
-        raise DistillError("--resume continues the search in --out and --overwrite replaces it; pass one of them")
-    previous = refuse_to_overwrite(args.out, _RUN_FILES, resume=args.resume, overwrite=args.overwrite)
-    benchmark = load_benchmark(config.benchmark_file)
-    preflight(config, args.out, benchmark, resume=args.resume)
-    out = make_run_dir(args.out, "nas")
-    for path in previous if args.overwrite else []:
-        path.unlink(missing_ok=True)
-    with threads(config.threads), joined() as world:
-        if world.rank == 0:
-            write_settings(out, config)
-        train = load_dataset(config.dataset, "train", data_root=config.data_root)
-        test = load_dataset(config.dataset, "test", data_root=config.data_root)
-        results = run_search(config, out, train=train, test=test, benchmark=benchmark, resume=args.resume)
-    if results:  # rank 0
-        report(format_summary(results), out, results="results.json", plot="ranking.png")
-    return 0
+    return run_job(SPEC, argv)
 
 
-def preflight(config: SearchConfig, out: Path | None, benchmark, *, resume: bool = False) -> None:
+def preflight(config: SearchConfig, out: Path | None, *, device, resume: bool = False):
     """Every check of the search that needs no decoded image (:mod:`distill.preflight`): the candidates against
     the space, the proxy resolution, the ``--synthetic`` sets and ``--ipc`` against the data root's listing,
-    the output, memory and disk."""
+    the output, memory and disk. Returns the benchmark table it read (the search's ground truth)."""
     from dataclasses import replace
 
     from distill.data import STATS
-    from distill.distributed import local_device, resolve_device
     from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
                                    data_writes, encoder_memory, read_listing)
     from nas.proxies import load_synthetic_files
     from nas.sampling import draw_candidates
 
+    benchmark = load_benchmark(config.benchmark_file)
     # The search's own draw (a fraction of a second): --num-archs and --top-fraction against the space.
     draw_candidates(benchmark, config.space, config.num_archs, seed=config.seed, top_fraction=config.top_fraction,
                     dataset=config.dataset)
-    device = local_device(resolve_device(config.device))
     d = replace(config.distill, method="datadam", ipc=config.ipc).resolved(device)
     check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, prefix="--distill-")
     check_names(dsa_strategy=config.train.dsa_strategy)
@@ -127,6 +79,28 @@ def preflight(config: SearchConfig, out: Path | None, benchmark, *, resume: bool
     check_memory({**data_memory(listing, test=True), **encoder_memory(d, listing.image_shape, listing.num_classes)},
                  device=device)
     check_disk(data_writes(listing))
+    return benchmark
+
+
+SPEC = JobSpec(
+    module="nas.search", job="nas", config=SearchConfig, work=_run, preflight=preflight,
+    report=lambda results, out: report(format_summary(results), out, results="results.json", plot="ranking.png"),
+    description="Rank NAS-Bench-201 architectures by training them on a distilled set "
+                "(DataDAM, DM), a random real subset, or briefly on the whole set, and compare with their "
+                "true accuracy.",
+    presets=f"{' | '.join(PRESETS)}: configs/nas/nb201-<space>-<preset>.toml, else <preset>.toml",
+    preset_names=PRESET_NAMES, preset_default="cpu",
+    # What a search leaves in --out: a fresh one refuses to replace it without --resume or --overwrite.
+    run_files=("results.json", "progress/rank*.json"), resume_marker="progress/rank*.json",
+    resume_help="continue the search already in --out",
+    flat_tables=("train",),  # the [train] table also takes --epochs, --lr, --batch-size, ...
+    no_flags=frozenset({"distill.method"}),  # the proxy names the method
+    quiet=False,  # progress bars are a setting (--no-progress)
+    logging=(logging.INFO, "%(message)s"))
+
+
+def build_parser():
+    return _build_parser(SPEC)
 
 
 cli = partial(run_cli, main)  # the console script nas-search

@@ -316,9 +316,9 @@ def test_cli_with_a_diverging_learning_rate_flags_it(tmp_path, monkeypatch, caps
     (["--proxy", "datadam,magic"], "unknown proxy"),
     (["--benchmark-file", "/nonexistent/NAS-Bench-201-v1_1.pth"], "does not exist"),
     (["--preset", "huge"], "unknown --preset"),
-    (["--bn-recalibrate-images", "-1"], "must be 0 or more"),
-    (["--seed", "-1"], "--seed must be 0 or more"),
-    (["--top-fraction", "2"], "--top-fraction must be between 0 and 1"),
+    (["--bn-recalibrate-images", "-1"], "bn_recalibrate_images must be at least 0, got -1"),
+    (["--seed", "-1"], "seed must be at least 0, got -1"),
+    (["--top-fraction", "2"], "top_fraction must be at most 1.0, got 2.0"),
     (["--epochs", "0"], "train.epochs must be at least 1"),
 ])
 def test_cli_errors_are_one_line(argv, words, tmp_path, capsys):
