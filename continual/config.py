@@ -45,9 +45,9 @@ class ContinualConfig:
     steps: int = field(default=5, metadata={"help": "number of experiences; must divide the class count", "min": 1})
     protocol: str = field(default="gdumb", metadata={"help": "gdumb | replay | both", "choices": PROTOCOLS,
                                                      "resume": "extend"})
-    memory: tuple[str, ...] = field(default=("datadam", "dm", "herding", "random"),
-                                    metadata={"help": "memory methods: datadam,dm,herding,random (replay also: "
-                                                               "class_balanced)", "resume": "extend"})
+    memory: tuple[str, ...] = field(default=tuple(list_methods("continual")), metadata={
+        "help": f"memory methods, of {','.join(list_methods())} (default: the paper's "
+                f"{','.join(list_methods('continual'))}; replay also: class_balanced)", "resume": "extend"})
     ipc: int = field(default=10, metadata={"help": "memory images per class", "min": 1})
     seeds: tuple[int, ...] = field(default=(0, 1), metadata={"help": "class orders s (numpy.random.seed(s); "
                                                                       "permutation), also the run seeds", "min": 0,

@@ -117,8 +117,7 @@ def _clock_hooks(clock: JobClock | None) -> dict:
 def summary(results: dict, out: Path) -> str:
     acc = results["accuracy"]
     acc_text = f"{acc['mean']:.2f} ± {acc['std']:.2f} % ({len(acc['runs'])} nets)" if acc else "not evaluated (--eval N)"
-    rows = [("method", f"{results['method']} ({results['variant']})" if results["method"] == "datadam"
-             else results["method"]), ("dataset / ipc", f"{results['dataset']} / {results['ipc']}"),
+    rows = [("method", get_method(results["method"]).describe(results["variant"])), ("dataset / ipc", f"{results['dataset']} / {results['ipc']}"),
             ("iterations", str(results["iterations"])), ("seconds", f"{results['seconds']:.1f}"),
             ("test accuracy", acc_text)]
     by_network = results.get("accuracy_by_network") or {}

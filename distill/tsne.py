@@ -15,6 +15,7 @@ from distill.errors import DistillError
 from distill.evaluate import TrainConfig, train_network
 from distill.seeds import real_indices, stream
 from distill.networks import ConvNet, init_parameters
+from distill.methods import get_method, list_methods
 from distill.synthetic import SyntheticSet
 
 # Stream keys of this module, clear of seeds.py's, evaluate.py's and coreset.py's.
@@ -157,9 +158,10 @@ def tsne_run(run_dir: str | Path, *, data_root: str | None = None, per_class: in
     points = tsne_points(synthetic, train, per_class=per_class, encoder=encoder, seed=seed, epochs=epochs,
                          train_per_class=train_per_class, device=device)
     how = "random ConvNet-3" if encoder == "random" else f"ConvNet-3 trained {epochs} epochs on real images"
-    variant = f" ({synthetic.config.get('variant')})" if synthetic.method == "datadam" else ""
+    shown = (get_method(synthetic.method).describe(synthetic.config.get("variant", ""))
+             if synthetic.method in list_methods() else synthetic.method)  # a set of a method not loaded here
     steps = f", {synthetic.iterations} iterations" if synthetic.iterations else ""
-    title = (f"t-SNE of {synthetic.method}{variant} {dataset} ipc {synthetic.ipc}{steps} (stars) over {per_class} real "
+    title = (f"t-SNE of {shown} {dataset} ipc {synthetic.ipc}{steps} (stars) over {per_class} real "
              f"images per class (dots)\nembeddings of one {how}, seed {seed}")
     plot_tsne(points, out, title=title)
     return points

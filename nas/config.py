@@ -19,10 +19,12 @@ from distill.settings import checked, resolve_config
 from distill.errors import DistillError
 from distill.evaluate import TrainConfig
 from distill.methods import DistillConfig
+from nas.proxies import DEFAULT_SETS
 from nas.sampling import SPACES
 
-#: The default proxies: every registered one (see ``nas.proxies.list_proxies``).
-DEFAULT_PROXIES = ("datadam", "dm", "random", "random-matched", "early-stop", "synflow", "params", "naswot")
+#: The default proxies: the sets of the methods the paper's NAS table compares (the registry's "nas" entries),
+#: then the real-data and zero-cost proxies (``nas.proxies.list_proxies`` lists every one).
+DEFAULT_PROXIES = (*DEFAULT_SETS, "random-matched", "early-stop", "synflow", "params", "naswot")
 
 #: What a training proxy ranks candidates by (zero-cost proxies rank by their own score).
 RANK_BY = ("accuracy", "tse")

@@ -44,6 +44,7 @@ def preflight(config: SearchConfig, out: Path | None, *, device, resume: bool = 
     from dataclasses import replace
 
     from distill.data import STATS
+    from distill.methods import default_method, get_method, list_methods
     from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
                                    data_writes, encoder_memory, read_listing)
     from nas.proxies import load_synthetic_files
@@ -53,7 +54,9 @@ def preflight(config: SearchConfig, out: Path | None, *, device, resume: bool = 
     # The search's own draw (a fraction of a second): --num-archs and --top-fraction against the space.
     draw_candidates(benchmark, config.space, config.num_archs, seed=config.seed, top_fraction=config.top_fraction,
                     dataset=config.dataset)
-    d = replace(config.distill, method="datadam", ipc=config.ipc).resolved(device)
+    sets = [p for p in config.proxy if p in list_methods()]  # the proxies that train on a method's set
+    encoder = next((m for m in sets if get_method(m).encoder), default_method())  # sizes the memory estimate
+    d = replace(config.distill, method=encoder, ipc=config.ipc).resolved(device)
     check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, prefix="--distill-")
     check_names(dsa_strategy=config.train.dsa_strategy)
     check_output(out)
@@ -74,7 +77,7 @@ def preflight(config: SearchConfig, out: Path | None, *, device, resume: bool = 
         if stats is not None and (synthetic.mean, synthetic.std) != stats:
             raise DistillError(f"synthetic set {path} is normalised with mean/std {synthetic.mean}/{synthetic.std}, "
                                f"not {config.dataset}'s {stats[0]}/{stats[1]}; distill it from {config.dataset}")
-    if any(p in ("datadam", "dm", "random") for p in config.proxy):
+    if sets:
         check_ipc(config.ipc, listing)
     check_memory({**data_memory(listing, test=True), **encoder_memory(d, listing.image_shape, listing.num_classes)},
                  device=device)
@@ -86,7 +89,7 @@ SPEC = JobSpec(
     module="nas.search", job="nas", config=SearchConfig, work=_run, preflight=preflight,
     report=lambda results, out: report(format_summary(results), out, results="results.json", plot="ranking.png"),
     description="Rank NAS-Bench-201 architectures by training them on a distilled set "
-                "(DataDAM, DM), a random real subset, or briefly on the whole set, and compare with their "
+                "(DataDAM, DM, any registered method), a random real subset, or briefly on the whole set, and compare with their "
                 "true accuracy.",
     presets=f"{' | '.join(PRESETS)}: configs/nas/nb201-<space>-<preset>.toml, else <preset>.toml",
     preset_names=PRESET_NAMES, preset_default="cpu",
