@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,8 +11,11 @@ from tqdm.auto import tqdm
 
 from distill.data import DATASETS
 from distill.distributed import gather, shard
+from distill.errors import DistillError
 from distill.evaluate import EVAL_PROTOCOLS, TrainConfig, protocol_setup
-from distill.methods import DistillConfig, distill, get_method
+from distill.methods import DistillConfig, check_image_size, distill, get_method
+from distill.preflight import (DataListing, check_disk, check_ipc, check_memory, check_names, check_output,
+                               data_memory, data_writes, encoder_memory, read_listing)
 from distill.progress import JobClock, minutes, probe_eval_seconds
 from distill.settings import checked
 from distill.synthetic import SyntheticSet
@@ -127,4 +131,29 @@ def summary(results: dict, out: Path) -> str:
     return "\n".join(f"{k:<14} {v}" for k, v in rows)
 
 
-__all__ = ["RunConfig", "distill_sharded", "eval_networks", "eval_setup", "plan", "summary"]
+def preflight_distill(cfg, out: Path | None, *, device) -> DataListing:
+    """Every check of a ``python -m distill.run`` job that needs no decoded image.
+
+    Args:
+        cfg: the resolved :class:`distill.job.RunConfig`.
+        device: the resolved torch device.
+    """
+    d = cfg.distill.resolved(device)
+    networks = {name: "--eval-networks" if cfg.eval_networks else "--eval-network"
+                for name in (eval_networks(cfg) if cfg.eval > 0 else [])}
+    check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, networks=networks)
+    if len(set(cfg.eval_networks)) != len(cfg.eval_networks):
+        raise DistillError(f"--eval-networks {','.join(cfg.eval_networks)} repeats a network; list each once")
+    check_output(out)
+    listing = read_listing(cfg.dataset, cfg.data_root, test=cfg.eval > 0)
+    if get_method(d.method).encoder:
+        check_image_size(d, listing.image_shape)
+    check_ipc(d.ipc, listing)
+    check_memory({**data_memory(listing, test=cfg.eval > 0),
+                  **encoder_memory(d, listing.image_shape, listing.num_classes)}, device=device)
+    synthetic_bytes = d.ipc * listing.num_classes * math.prod(listing.image_shape) * 4
+    check_disk([*data_writes(listing), (out or Path("runs"), 2 * synthetic_bytes, "synthetic set and checkpoint")])
+    return listing
+
+
+__all__ = ["RunConfig", "distill_sharded", "eval_networks", "eval_setup", "plan", "preflight_distill", "summary"]

@@ -250,33 +250,5 @@ def data_writes(listing: DataListing) -> list[tuple[Path, int, str]]:
     return [(cache_dir() / "decoded", listing.to_decode, "decoded images")]
 
 
-def preflight_distill(cfg, out: Path | None, *, device) -> DataListing:
-    """Every check of a ``python -m distill.run`` job that needs no decoded image.
-
-    Args:
-        cfg: the resolved :class:`distill.job.RunConfig`.
-        device: the resolved torch device.
-    """
-    from distill.job import eval_networks
-    from distill.methods import check_image_size, get_method
-
-    d = cfg.distill.resolved(device)
-    networks = {name: "--eval-networks" if cfg.eval_networks else "--eval-network"
-                for name in (eval_networks(cfg) if cfg.eval > 0 else [])}
-    check_names(norm=d.norm, dsa_strategy=d.dsa_strategy, networks=networks)
-    if len(set(cfg.eval_networks)) != len(cfg.eval_networks):
-        raise DistillError(f"--eval-networks {','.join(cfg.eval_networks)} repeats a network; list each once")
-    check_output(out)
-    listing = read_listing(cfg.dataset, cfg.data_root, test=cfg.eval > 0)
-    if get_method(d.method).encoder:
-        check_image_size(d, listing.image_shape)
-    check_ipc(d.ipc, listing)
-    check_memory({**data_memory(listing, test=cfg.eval > 0),
-                  **encoder_memory(d, listing.image_shape, listing.num_classes)}, device=device)
-    synthetic_bytes = d.ipc * listing.num_classes * math.prod(listing.image_shape) * 4
-    check_disk([*data_writes(listing), (out or Path("runs"), 2 * synthetic_bytes, "synthetic set and checkpoint")])
-    return listing
-
-
 __all__ = ["DataListing", "available_memory", "check_disk", "check_ipc", "check_memory", "check_names",
-           "check_output", "data_memory", "data_writes", "encoder_memory", "preflight_distill", "read_listing"]
+           "check_output", "data_memory", "data_writes", "encoder_memory", "read_listing"]

@@ -12,11 +12,10 @@ from distill.evaluate import evaluate_networks
 from distill.hardware import machine_info
 from distill.zca import whiten_dataset, zca_of
 from distill.io import write_json
-from distill.job import RunConfig, distill_sharded, eval_networks, eval_setup, plan, summary
+from distill.job import RunConfig, distill_sharded, eval_networks, eval_setup, plan, preflight_distill, summary
 from distill.methods import DistillConfig, check_image_size, get_method
 from distill.perf import tune_allocator
 from distill.plot import downsample, plot_loss
-from distill.preflight import preflight_distill
 from distill.runner import Job, JobSpec, build_parser as _build_parser, resolve, run_job
 from distill.settings import read_toml
 
