@@ -17,9 +17,9 @@ from avalanche.benchmarks.utils.transform_groups import TransformGroups
 from avalanche.benchmarks.utils.utils import concat_datasets
 from avalanche.training.storage_policy import ExemplarsBuffer
 
+from distill.cache import cache_dir as default_cache_root
 from distill.cache import cache_file, content_key
 from distill.distributed import resolve_device
-from distill.data import cache_dir as default_cache_root
 from distill.data import from_tensors
 from distill.errors import DistillError
 from distill.methods import DistillConfig, get_method, list_methods, load_or_distill, result_key

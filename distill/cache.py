@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from distill.data import cache_dir
+#: The environment variable naming the cache folder (default ``~/.cache/distill``).
+CACHE_DIR_ENV = "DISTILL_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The folder every cache lives under: ``$DISTILL_CACHE_DIR``, else ``~/.cache/distill``."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "distill")
+
 
 #: ``field(metadata={RESULT: False})``: the field never changes a result (device, threads, memory layout).
 RESULT = "result"
@@ -78,4 +86,4 @@ def cache_file(root: str | Path | None, job: str, stem: str, record: Any) -> Pat
     return folder / f"{stem}-{content_key(record)}.pt"
 
 
-__all__ = ["RESULT", "RESUME", "cache_dir", "cache_file", "content_key", "fingerprint"]
+__all__ = ["CACHE_DIR_ENV", "RESULT", "RESUME", "cache_dir", "cache_file", "content_key", "fingerprint"]

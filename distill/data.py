@@ -11,11 +11,11 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from distill.cache import cache_dir, content_key
 from distill.errors import DistillError
 from distill.store import discard, load_entry, save_entry
 
 DATA_ROOT_ENV = "DISTILL_DATA_ROOT"
-CACHE_DIR_ENV = "DISTILL_CACHE_DIR"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 # The statistics the DC/DM/DataDAM code normalises with, so distilled sets stay comparable.
@@ -96,10 +96,6 @@ def denormalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> 
 
 def default_data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV) or Path.home() / ".cache" / "distill" / "datasets")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "distill")
 
 
 def load_dataset(name: str, split: str = "train", *, data_root: str | Path | None = None) -> ClassDataset:
@@ -228,8 +224,6 @@ def list_imagefolder(root: Path, split: str) -> tuple[list[str], list[list[Path]
 
 def decoded_cache_file(root: Path, split: str, listing: str) -> Path:
     """Where the decoded images of ``root/split`` are cached: keyed by the folder and its listing's digest."""
-    from distill.cache import content_key  # distill.cache reads cache_dir from here
-
     key = content_key([str(root.resolve()), split, listing], length=16)
     return cache_dir() / "decoded" / f"{root.name}-{split}-{key}.pt"
 
@@ -285,6 +279,6 @@ def _imagefolder_stats(root: Path, train_images: Tensor | None) -> tuple[tuple[f
     return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
 
 
-__all__ = ["CACHE_DIR_ENV", "DATA_ROOT_ENV", "DATASETS", "IMAGE_SUFFIXES", "STATS", "cache_dir", "check_class_names", "check_layout", "class_files",
+__all__ = ["DATA_ROOT_ENV", "DATASETS", "IMAGE_SUFFIXES", "STATS", "check_class_names", "check_layout", "class_files",
            "ClassDataset", "decoded_cache_file", "default_data_root", "denormalise", "from_tensors", "list_imagefolder",
            "load_dataset", "normalise", "torchvision_classes"]

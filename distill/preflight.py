@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from distill.data import (STATS, cache_dir, check_class_names, check_layout, class_files, default_data_root,
+from distill.cache import cache_dir
+from distill.data import (STATS, check_class_names, check_layout, class_files, default_data_root,
                           torchvision_classes)
 from distill.errors import DistillError
 

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from distill.cache import content_key
-from distill.data import ClassDataset, cache_dir
+from distill.cache import cache_dir, content_key
+from distill.data import ClassDataset
 from distill.errors import DistillError
 from distill.store import load_entry, save_entry
 

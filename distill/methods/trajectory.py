@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from distill.augment import DSA
-from distill.cache import content_key
-from distill.data import ClassDataset, cache_dir
+from distill.cache import cache_dir, content_key
+from distill.data import ClassDataset
 from distill.engine import TrainConfig, autocast, fit
 from distill.errors import DistillError
 from distill.store import load_entry, save_entry
