@@ -2,7 +2,7 @@
 
 Every method builds a CIFAR-10 set at each ipc with seed 0 (DataDAM and DM: ``--iterations`` steps each;
 the selection methods need none), and every set is evaluated the same way: ``--nets`` fresh ConvNet-3
-trained ``--epochs`` epochs under the ``dm`` protocol (distill/evaluate.py), accuracy at the END of training
+trained ``--epochs`` epochs under the ``dm`` protocol (distill/core/evaluate.py), accuracy at the END of training
 on the 10,000 real test images. With ``--whole-epochs E`` the same ConvNet is also trained on the whole
 training set for E epochs, and drawn as a line with what it cost. Records land in ``--out`` (atomically)
 as they finish, with the plot beside it; rerun the same command and it continues where it stopped.
@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from distill.data import ClassDataset, load_dataset  # noqa: E402
-from distill.evaluate import TrainConfig, evaluate, protocol_setup  # noqa: E402
-from distill.hardware import machine_info  # noqa: E402
-from distill.io import open_records, write_json  # noqa: E402
+from distill.core.data import ClassDataset, load_dataset  # noqa: E402
+from distill.core.evaluate import TrainConfig, evaluate, protocol_setup  # noqa: E402
+from distill.core.hardware import machine_info  # noqa: E402
+from distill.core.io import open_records, write_json  # noqa: E402
 from distill.methods import METHODS, SELECTION_METHODS, DistillConfig, distill  # noqa: E402
-from distill.perf import tune_allocator  # noqa: E402
-from distill.synthetic import SyntheticSet  # noqa: E402
+from distill.core.perf import tune_allocator  # noqa: E402
+from distill.core.synthetic import SyntheticSet  # noqa: E402
 
 PROTOCOL = "dm"
 #: Published CIFAR-10 ConvNet figures, drawn beside ours: random, herding, DM and DataDAM from METHOD.md §5;

@@ -3,7 +3,7 @@
 The sets are the ones ``benchmarks/accuracy_vs_ipc.py`` built (``--sets``: its ``--work``/ipc<N> folder),
 so this table and the accuracy-against-ipc table evaluate the same images. Every (method, network) pair
 trains ``--nets`` fresh networks for ``--epochs`` epochs under the ``dm`` protocol's recipe
-(distill/evaluate.py; the ConvNet keeps the protocol's instance norm, the other networks their own) and
+(distill/core/evaluate.py; the ConvNet keeps the protocol's instance norm, the other networks their own) and
 tests them on the 10,000 real test images. Records land in ``--out`` (atomically) as each pair finishes;
 rerun the same command and it continues.
 
@@ -28,14 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.accuracy_vs_ipc import PAPER, STYLE  # noqa: E402
-from distill.data import load_dataset  # noqa: E402
-from distill.evaluate import TrainConfig, evaluate_networks  # noqa: E402
-from distill.hardware import machine_info  # noqa: E402
-from distill.io import open_records, write_json  # noqa: E402
+from distill.core.data import load_dataset  # noqa: E402
+from distill.core.evaluate import TrainConfig, evaluate_networks  # noqa: E402
+from distill.core.hardware import machine_info  # noqa: E402
+from distill.core.io import open_records, write_json  # noqa: E402
 from distill.job import RunConfig, eval_setup  # noqa: E402
-from distill.networks import list_networks  # noqa: E402
-from distill.perf import tune_allocator  # noqa: E402
-from distill.synthetic import SyntheticSet  # noqa: E402
+from distill.core.networks import list_networks  # noqa: E402
+from distill.core.perf import tune_allocator  # noqa: E402
+from distill.core.synthetic import SyntheticSet  # noqa: E402
 
 PROTOCOL = "dm"
 #: The DataDAM paper's cross-architecture table, CIFAR-10 ipc 50 (ConvNet-distilled, 1000+ epochs on a GPU);

@@ -27,10 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill.hardware import machine_info  # noqa: E402
-from distill.io import write_json  # noqa: E402
+from distill.core.hardware import machine_info  # noqa: E402
+from distill.core.io import write_json  # noqa: E402
 from distill.methods import DistillConfig, distill, get_method  # noqa: E402
-from distill.testing import tiny_dataset  # noqa: E402
+from distill.core.testing import tiny_dataset  # noqa: E402
 
 #: The paper's "run time (sec)" per iteration on a GPU, by ipc (None: out of memory). DM: one figure given.
 PAPER_SECONDS = {

@@ -2,7 +2,7 @@
 
 Every arm (method, variant, batch_real, precision) distills CIFAR-10 once with seed 0; the images are
 snapshotted at each listed iteration count and every snapshot is evaluated by training ``--nets`` fresh
-ConvNet-3 under each evaluation protocol (``dm`` and ``official``, distill/evaluate.py), accuracy at the
+ConvNet-3 under each evaluation protocol (``dm`` and ``official``, distill/core/evaluate.py), accuracy at the
 END of training on the 10,000 real test images. All arms of one seed see the same real batches.
 
 A snapshot at k is the run resumed from the snapshot before it (bit-identical to a run stopped at k,
@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from distill.data import ClassDataset, load_dataset  # noqa: E402
-from distill.evaluate import EVAL_PROTOCOLS, TrainConfig, evaluate, protocol_setup  # noqa: E402
-from distill.hardware import machine_info  # noqa: E402
-from distill.io import write_json  # noqa: E402
+from distill.core.data import ClassDataset, load_dataset  # noqa: E402
+from distill.core.evaluate import EVAL_PROTOCOLS, TrainConfig, evaluate, protocol_setup  # noqa: E402
+from distill.core.hardware import machine_info  # noqa: E402
+from distill.core.io import write_json  # noqa: E402
 from distill.methods import DistillConfig, distill  # noqa: E402
-from distill.perf import tune_allocator  # noqa: E402
-from distill.synthetic import SyntheticSet  # noqa: E402
+from distill.core.perf import tune_allocator  # noqa: E402
+from distill.core.synthetic import SyntheticSet  # noqa: E402
 
 #: Epochs of each protocol's evaluation nets (the public codes' values).
 PROTOCOL_EPOCHS = {"dm": 1000, "official": 1800}

@@ -1,7 +1,7 @@
 """Seconds per DataDAM iteration and peak memory: the public loop's way against ours, in one run.
 
 Prints JSON. Each configuration runs in its own subprocess so that its peak RSS is its own.
-Also times the evaluation: 3 nets trained one by one against together (distill/ensemble.py).
+Also times the evaluation: 3 nets trained one by one against together (distill/core/ensemble.py).
 Usage: python benchmarks/distill_speed.py [--ipcs 1,10,50] [--batches 64,256] [--iters 3] [--out FILE]
 """
 
@@ -24,9 +24,9 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill.data import from_tensors  # noqa: E402
-from distill.hardware import machine_info  # noqa: E402
-from distill.io import write_json  # noqa: E402
+from distill.core.data import from_tensors  # noqa: E402
+from distill.core.hardware import machine_info  # noqa: E402
+from distill.core.io import write_json  # noqa: E402
 from distill.methods import DistillConfig  # noqa: E402
 
 
@@ -143,7 +143,7 @@ def _fake_cifar(per_class: int = 600):
 
 def _parse_impl(impl: str) -> dict:
     """``exact`` (fp32 eager), ``exact-nchw``, ``compiled`` (fp32, torch.compile), ``bf16``, ``bf16+compiled``,
-    ``auto`` (what the loop picks on this machine); ``+alloc`` keeps freed buffers (distill.perf)."""
+    ``auto`` (what the loop picks on this machine); ``+alloc`` keeps freed buffers (distill.core.perf)."""
     parts = set(impl.split("+"))
     if "auto" in parts:
         return {"precision": "auto", "compile": None, "channels_last": True}
@@ -154,7 +154,7 @@ def _parse_impl(impl: str) -> dict:
 def run_one(impl: str, ipc: int, batch: int, variant: str, iters: int) -> dict:
     """Time ``iters`` iterations after warm-up, in this process."""
     from distill.methods.matching import run_matching
-    from distill.perf import tune_allocator
+    from distill.core.perf import tune_allocator
 
     if impl.endswith("+alloc") or impl == "auto":
         tune_allocator()
@@ -189,9 +189,9 @@ def run_one(impl: str, ipc: int, batch: int, variant: str, iters: int) -> dict:
 
 def eval_one(ipc: int, epochs: int, nets: int, protocol: str) -> dict:
     """Seconds to train ``nets`` evaluation ConvNets on an ipc-``ipc`` CIFAR-sized set: one by one, then together."""
-    from distill.evaluate import TrainConfig, protocol_setup, train_network, train_networks
-    from distill.seeds import stream
-    from distill.networks import ConvNet, init_parameters
+    from distill.core.evaluate import TrainConfig, protocol_setup, train_network, train_networks
+    from distill.core.seeds import stream
+    from distill.core.networks import ConvNet, init_parameters
 
     train = _fake_cifar(ipc)
     config, net_kwargs = protocol_setup(protocol, TrainConfig(epochs=epochs))

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from distill.data import load_dataset
-from distill.hardware import machine_info
-from distill.io import write_json
+from distill.core.data import load_dataset
+from distill.core.hardware import machine_info
+from distill.core.io import write_json
 from nas import metrics
 from nas.benchmark import load_benchmark
 from nas.config import SearchConfig, nb201_train_config

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill.errors import DistillError  # noqa: E402
+from distill.core.errors import DistillError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = ROOT / "benchmarks" / "results" / "paper-table"
@@ -115,14 +115,14 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     """Distil (or load) the cell's set, then train the nets still missing under each protocol."""
     import torch
 
-    from distill.data import load_dataset
-    from distill.evaluate import evaluate, protocol_setup
-    from distill.engine import TrainConfig
-    from distill.hardware import machine_info
-    from distill.io import write_json
+    from distill.core.data import load_dataset
+    from distill.core.evaluate import evaluate, protocol_setup
+    from distill.core.engine import TrainConfig
+    from distill.core.hardware import machine_info
+    from distill.core.io import write_json
     from distill.methods import DistillConfig, distill
-    from distill.perf import tune_allocator
-    from distill.synthetic import SyntheticSet
+    from distill.core.perf import tune_allocator
+    from distill.core.synthetic import SyntheticSet
 
     tune_allocator()
     path = cell_path(directory, cell)
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         if records:
             plot(records, args.dir.parent / f"{args.dir.name}.png")
         if args.dir == DEFAULT_DIR:
-            from distill.io import write_section
+            from distill.core.io import write_section
 
             write_section(RESULTS_DOC, "paper-table", table if records else "No cell has finished yet.")
         return 0

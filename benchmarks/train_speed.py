@@ -2,7 +2,7 @@
 
 The baseline is written here the way DM's ``evaluate_synset`` trains: a ``DataLoader`` over the set,
 an epoch loop, DSA on every batch, SGD, the learning rate x0.1 at the midpoint, the loss and the
-batch accuracy read on the host every step. The engine is ``distill.engine.fit`` with what ``plan()``
+batch accuracy read on the host every step. The engine is ``distill.core.engine.fit`` with what ``plan()``
 chooses for the run at its real length (an evaluation net at the protocol's 1000 or 1800 epochs is
 compiled; a NAS candidate's short run is not), applied here to fewer epochs to keep the benchmark
 short. Both arms train the same nets from the same initial weights on the same real images and are
@@ -33,14 +33,14 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill.augment import DSA  # noqa: E402
-from distill.data import load_dataset  # noqa: E402
-from distill.engine import TrainConfig, fit, plan  # noqa: E402
-from distill.evaluate import protocol_setup, test_accuracy  # noqa: E402
-from distill.hardware import machine_info  # noqa: E402
-from distill.io import open_records, write_json  # noqa: E402
-from distill.networks import get_network, init_parameters  # noqa: E402
-from distill.seeds import TRAIN, stream  # noqa: E402
+from distill.core.augment import DSA  # noqa: E402
+from distill.core.data import load_dataset  # noqa: E402
+from distill.core.engine import TrainConfig, fit, plan  # noqa: E402
+from distill.core.evaluate import protocol_setup, test_accuracy  # noqa: E402
+from distill.core.hardware import machine_info  # noqa: E402
+from distill.core.io import open_records, write_json  # noqa: E402
+from distill.core.networks import get_network, init_parameters  # noqa: E402
+from distill.core.seeds import TRAIN, stream  # noqa: E402
 
 #: The cases of the issue: (a) evaluation nets under the dm protocol at ipc 10 and 50, (b) the official
 #: protocol at ipc 10, (c) NAS-Bench-201 candidates at the CPU preset's size and at full size, (d) one
@@ -170,7 +170,7 @@ def _profile(train_one, epochs: int) -> list[dict]:  # noqa: ANN001
 
 def run_pair(name: str, arm: str, profile: bool, nets: int | None = None) -> dict:
     """One (case, arm) in this process: warm-up, then ``nets`` nets trained and tested."""
-    from distill.perf import tune_allocator
+    from distill.core.perf import tune_allocator
 
     case = {**CASES[name], **({"nets": nets} if nets else {})}
     images, labels, test_images, test_labels, build, cfg = _setup(case)
@@ -280,7 +280,7 @@ def main() -> int:
         print(json.dumps(run_pair(*args.child, profile=args.profile, nets=args.nets)))
         return 0
     if args.render:
-        from distill.io import write_section
+        from distill.core.io import write_section
 
         table = render(json.loads(Path(args.out).read_text()))
         write_section(Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md", "train-speed", table)

@@ -1,4 +1,4 @@
-"""Class-incremental benchmarks built offline from distill.data tensors, with the documented class orders."""
+"""Class-incremental benchmarks built offline from distill.core.data tensors, with the documented class orders."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmar
 from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset
 
 from continual.config import check_steps
-from distill.data import ClassDataset
-from distill.errors import DistillError
-from distill.seeds import class_order  # the DM/DataDAM protocol's order; re-exported here
+from distill.core.data import ClassDataset
+from distill.core.errors import DistillError
+from distill.core.seeds import class_order  # the DM/DataDAM protocol's order; re-exported here
 
 
 def first_per_class(data: ClassDataset, n: int | None) -> ClassDataset:

@@ -17,13 +17,13 @@ from avalanche.benchmarks.utils.transform_groups import TransformGroups
 from avalanche.benchmarks.utils.utils import concat_datasets
 from avalanche.training.storage_policy import ExemplarsBuffer
 
-from distill.cache import cache_dir as default_cache_root
-from distill.cache import cache_file, content_key
-from distill.distributed import resolve_device
-from distill.data import from_tensors
-from distill.errors import DistillError
+from distill.core.cache import cache_dir as default_cache_root
+from distill.core.cache import cache_file, content_key
+from distill.shell.distributed import resolve_device
+from distill.core.data import from_tensors
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, get_method, list_methods, load_or_distill, result_key
-from distill.synthetic import SyntheticSet
+from distill.core.synthetic import SyntheticSet
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class DistilledBuffer(AdaptOnUpdate, ExemplarsBuffer):
     When an experience arrives, the classes new in it are distilled from that experience's data only
     (so no future class can leak in) with a method of :mod:`distill` -- ``datadam``, ``dm``, ``herding``,
     ``kcenter``, ``forgetting`` (which needs two classes or more per experience) or ``random`` -- or taken
-    from a precomputed :class:`~distill.synthetic.SyntheticSet`. The memory
+    from a precomputed :class:`~distill.core.synthetic.SyntheticSet`. The memory
     holds ``min(ipc, max_size // classes_seen)`` images of every class seen and none of any other.
     Items have the stream's arity (``(x, y)`` or ``(x, y, t)``) and live in the stream's input space:
     distilled images are computed from the stream's eval-transformed tensors.

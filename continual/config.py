@@ -6,14 +6,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.cache import fingerprint
+from distill.core.cache import fingerprint
 
-from distill.errors import DistillError
-from distill.settings import checked
-from distill.engine import SGDConfig
-from distill.evaluate import TrainConfig
+from distill.core.errors import DistillError
+from distill.core.settings import checked
+from distill.core.engine import SGDConfig
+from distill.core.evaluate import TrainConfig
 from distill.methods import METHODS, DistillConfig, list_methods
-from distill.networks import list_networks
+from distill.core.networks import list_networks
 
 PROTOCOLS = ("gdumb", "replay", "both")
 # Avalanche's own class-balanced reservoir memory; only meaningful in the replay protocol.

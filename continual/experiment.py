@@ -10,15 +10,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from distill.distributed import resolve_device
-from distill.data import ClassDataset, load_dataset
-from distill.io import write_json
+from distill.shell.distributed import resolve_device
+from distill.core.data import ClassDataset, load_dataset
+from distill.core.io import write_json
 
 from continual.benchmark import class_order, experience_classes, first_per_class, make_benchmark
 from continual.buffer import DistilledBuffer
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from distill.methods import check_image_size, get_method
-from distill.synthetic import SyntheticSet
+from distill.core.synthetic import SyntheticSet
 
 from continual.config import CLASS_BALANCED, ContinualConfig, check_steps, comparable, read_progress, validate
 from continual.metrics import summarise

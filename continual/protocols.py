@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from distill.data import ClassDataset
-from distill.engine import TrainConfig, plan, train_network
-from distill.evaluate import test_accuracy
-from distill.networks import get_network, init_parameters
-from distill.seeds import TRAIN, global_seeds, stream
+from distill.core.data import ClassDataset
+from distill.core.engine import TrainConfig, plan, train_network
+from distill.core.evaluate import test_accuracy
+from distill.core.networks import get_network, init_parameters
+from distill.core.seeds import TRAIN, global_seeds, stream
 
 from continual.buffer import AdaptOnUpdate
 from continual.config import CLASS_BALANCED, ReplayConfig
@@ -23,8 +23,8 @@ from continual.config import CLASS_BALANCED, ReplayConfig
 ModelFactory = Callable[[int], nn.Module]
 StepCallback = Callable[["StepResult"], None]
 
-INIT_STREAM = TRAIN  # networks start as distill.evaluate's do
-#: Replay trains through Avalanche's own loop (Naive), not through distill.engine: fp32, eager.
+INIT_STREAM = TRAIN  # networks start as distill.core.evaluate's do
+#: Replay trains through Avalanche's own loop (Naive), not through distill.core.engine: fp32, eager.
 AVALANCHE_ENGINE = {"precision": "fp32", "compiled": False, "channels_last": False, "loop": "avalanche Naive"}
 ACC_KEY = "Top1_Acc_Stream/eval_phase/test_stream"
 FORGET_KEY = "StreamForgetting/eval_phase/test_stream"
@@ -45,7 +45,7 @@ class StepResult:
     distill_seconds: float = 0.0      # distilling in this run
     distill_seconds_cached: float = 0.0  # what the memories taken from the cache cost when first distilled
     train_seconds: float = 0.0
-    #: what the training engine used for this step's models (:class:`distill.engine.EnginePlan`)
+    #: what the training engine used for this step's models (:class:`distill.core.engine.EnginePlan`)
     engine: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

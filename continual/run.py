@@ -8,8 +8,8 @@ from functools import partial
 from pathlib import Path
 
 from continual.config import ContinualConfig
-from distill.cli import report, run_cli
-from distill.runner import Job, JobSpec, build_parser as _build_parser, run_job
+from distill.shell.cli import report, run_cli
+from distill.shell.runner import Job, JobSpec, build_parser as _build_parser, run_job
 
 __all__ = ["PRESET_NAMES", "PRESETS", "SPEC", "build_parser", "main"]
 
@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def preflight(cfg, out: Path | None, *, device, resume: bool = False) -> None:
-    """Every check of the run that needs no decoded image (:mod:`distill.preflight`): the settings, the data
+    """Every check of the run that needs no decoded image (:mod:`distill.shell.preflight`): the settings, the data
     root's classes and class sizes against ``--steps`` and ``--ipc``, the output, memory and disk."""
     from continual.config import CLASS_BALANCED, check_steps, read_progress, validate
     from distill.methods import check_image_size, get_method
-    from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
+    from distill.shell.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
                                    data_writes, encoder_memory, read_listing)
 
     validate(cfg)

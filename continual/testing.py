@@ -1,5 +1,5 @@
-"""Moved to :mod:`distill.testing` (one tiny dataset for every test); kept so that old imports work."""
+"""Moved to :mod:`distill.core.testing` (one tiny dataset for every test); kept so that old imports work."""
 
-from distill.testing import tiny_dataset
+from distill.core.testing import tiny_dataset
 
 __all__ = ["tiny_dataset"]

@@ -9,16 +9,16 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from distill.data import DATASETS
-from distill.distributed import gather, shard
-from distill.errors import DistillError
-from distill.evaluate import EVAL_PROTOCOLS, TrainConfig, protocol_setup
+from distill.core.data import DATASETS
+from distill.shell.distributed import gather, shard
+from distill.core.errors import DistillError
+from distill.core.evaluate import EVAL_PROTOCOLS, TrainConfig, protocol_setup
 from distill.methods import DistillConfig, check_image_size, distill, get_method
-from distill.preflight import (DataListing, check_disk, check_ipc, check_memory, check_names, check_output,
+from distill.shell.preflight import (DataListing, check_disk, check_ipc, check_memory, check_names, check_output,
                                data_memory, data_writes, encoder_memory, read_listing)
-from distill.progress import JobClock, minutes, probe_eval_seconds
-from distill.settings import checked
-from distill.synthetic import SyntheticSet
+from distill.shell.progress import JobClock, minutes, probe_eval_seconds
+from distill.core.settings import checked
+from distill.core.synthetic import SyntheticSet
 
 
 @dataclass

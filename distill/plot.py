@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-from distill.io import atomic_write_bytes
+from distill.core.io import atomic_write_bytes
 
 
 def save_figure(fig, path: str | Path) -> None:  # noqa: ANN001 - a matplotlib Figure
@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from distill.distributed import resolve_device
-    from distill.errors import DistillError
+    from distill.shell.distributed import resolve_device
+    from distill.core.errors import DistillError
     from distill.tsne import default_out, tsne_run
 
     args = build_parser().parse_args(argv)
@@ -90,6 +90,6 @@ def main(argv: list[str] | None = None) -> int:
 __all__ = ["downsample", "plot_loss", "save_figure"]
 
 if __name__ == "__main__":
-    from distill.cli import run_cli
+    from distill.shell.cli import run_cli
 
     run_cli(main)

@@ -5,19 +5,19 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from distill.cli import run_cli
-from distill.data import load_dataset
-from distill.distributed import leave_now, resolve_device
-from distill.evaluate import evaluate_networks
-from distill.hardware import machine_info
-from distill.zca import whiten_dataset, zca_of
-from distill.io import write_json
+from distill.shell.cli import run_cli
+from distill.core.data import load_dataset
+from distill.shell.distributed import leave_now, resolve_device
+from distill.core.evaluate import evaluate_networks
+from distill.core.hardware import machine_info
+from distill.core.zca import whiten_dataset, zca_of
+from distill.core.io import write_json
 from distill.job import RunConfig, distill_sharded, eval_networks, eval_setup, plan, preflight_distill, summary
 from distill.methods import DistillConfig, check_image_size, get_method
-from distill.perf import tune_allocator
+from distill.core.perf import tune_allocator
 from distill.plot import downsample, plot_loss
-from distill.runner import Job, JobSpec, build_parser as _build_parser, resolve, run_job
-from distill.settings import read_toml
+from distill.shell.runner import Job, JobSpec, build_parser as _build_parser, resolve, run_job
+from distill.core.settings import read_toml
 
 __all__ = ["RunConfig", "SPEC", "build_parser", "distill_sharded", "load_config", "main"]
 

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from distill.data import ClassDataset, load_dataset
-from distill.errors import DistillError
-from distill.evaluate import TrainConfig, train_network
-from distill.seeds import real_indices, stream
-from distill.networks import ConvNet, init_parameters
+from distill.core.data import ClassDataset, load_dataset
+from distill.core.errors import DistillError
+from distill.core.evaluate import TrainConfig, train_network
+from distill.core.seeds import real_indices, stream
+from distill.core.networks import ConvNet, init_parameters
 from distill.methods import get_method, list_methods
-from distill.synthetic import SyntheticSet
+from distill.core.synthetic import SyntheticSet
 
 # Stream keys of this module, clear of seeds.py's, evaluate.py's and coreset.py's.
 SAMPLE, ENCODER = 30, 31

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Iterator
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 
 #: The five candidate operations of a NAS-Bench-201 cell edge, in the benchmark's order.
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")

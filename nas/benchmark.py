@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from nas.archs import canonical_arch, isomorphism_key
 
 BUNDLED_TABLE = Path(__file__).with_name("data") / "nb201_accuracy.csv.gz"
@@ -188,7 +188,7 @@ def write_compact_table(nats_csv: str | Path, out: str | Path = BUNDLED_TABLE) -
     for i, arch in enumerate(table.archs):
         writer.writerow([i, arch, *(f"{table.accuracy[n][i]:.4f}" for n in names)])
     data = gzip.compress(text.getvalue().encode(), compresslevel=9, mtime=0)
-    from distill.io import atomic_write_bytes
+    from distill.core.io import atomic_write_bytes
 
     atomic_write_bytes(out, data)
     return len(data)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.cache import fingerprint
-from distill.settings import checked, resolve_config
-from distill.errors import DistillError
-from distill.evaluate import TrainConfig
+from distill.core.cache import fingerprint
+from distill.core.settings import checked, resolve_config
+from distill.core.errors import DistillError
+from distill.core.evaluate import TrainConfig
 from distill.methods import DistillConfig
 from nas.proxies import DEFAULT_SETS
 from nas.sampling import SPACES
@@ -130,7 +130,7 @@ class SearchConfig:
 def resolve_search_config(*, preset_file: str | Path | None = None, config_file: str | Path | None = None,
                           overrides: dict[str, Any] | None = None) -> SearchConfig:
     """:class:`SearchConfig` from its defaults, then the preset TOML, then ``--config``, then the non-None
-    ``overrides`` (``train``/``distill`` as nested dicts): :func:`distill.settings.resolve_config`.
+    ``overrides`` (``train``/``distill`` as nested dicts): :func:`distill.core.settings.resolve_config`.
 
     A partial ``[train]`` table keeps the NB201 recipe (the field's default) for the fields it leaves out.
     """
@@ -140,7 +140,7 @@ def resolve_search_config(*, preset_file: str | Path | None = None, config_file:
 def namespace_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The CLI flags of ``args`` (``nas.search``'s parser) as overrides: SearchConfig fields at the top, the
     ``[train]`` and ``[distill]`` tables' flags under ``train`` and ``distill``."""
-    from distill.runner import flag_values
+    from distill.shell.runner import flag_values
 
     return flag_values(args, SearchConfig)
 

@@ -16,13 +16,13 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from distill.data import ClassDataset
-from distill.distributed import World, local_device, resolve_device
-from distill.engine import plan as engine_plan
-from distill.errors import DistillError
-from distill.hardware import machine_info
-from distill.io import write_json
-from distill.settings import config_to_dict
+from distill.core.data import ClassDataset
+from distill.shell.distributed import World, local_device, resolve_device
+from distill.core.engine import plan as engine_plan
+from distill.core.errors import DistillError
+from distill.core.hardware import machine_info
+from distill.core.io import write_json
+from distill.core.settings import config_to_dict
 from nas import metrics
 from nas import proxies as proxies_module
 from nas.benchmark import Benchmark

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-from distill.seeds import numpy_stream
+from distill.core.seeds import numpy_stream
 
 
 def _finite(value: float) -> float | None:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from nas.archs import Genotype, parse_arch
 
 #: The benchmark's network: C = 16 channels in the first stage, N = 5 cells per stage.

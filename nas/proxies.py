@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Callable
 import torch
 from torch import Tensor, nn
 
-from distill.cache import cache_file
-from distill.data import ClassDataset
-from distill.errors import DistillError
-from distill.evaluate import test_accuracy, train_network
+from distill.core.cache import cache_file
+from distill.core.data import ClassDataset
+from distill.core.errors import DistillError
+from distill.core.evaluate import test_accuracy, train_network
 from distill.methods import distill, get_method, list_methods
-from distill.registry import Registry
-from distill.seeds import generator, global_seeds
-from distill.synthetic import SyntheticSet
+from distill.core.registry import Registry
+from distill.core.seeds import generator, global_seeds
+from distill.core.synthetic import SyntheticSet
 from nas.network import build_network, resize_images
 from nas.zero_cost import naswot, parameter_count, synflow
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distill.errors import DistillError
-from distill.seeds import numpy_stream
+from distill.core.errors import DistillError
+from distill.core.seeds import numpy_stream
 from nas.benchmark import Benchmark
 
 SPACES = ("full", "top20")

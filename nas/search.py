@@ -7,11 +7,11 @@ import logging
 from functools import partial
 from pathlib import Path
 
-from distill.cli import report, run_cli
-from distill.settings import config_to_dict
-from distill.data import load_dataset
-from distill.errors import DistillError
-from distill.runner import Job, JobSpec, build_parser as _build_parser, run_job
+from distill.shell.cli import report, run_cli
+from distill.core.settings import config_to_dict
+from distill.core.data import load_dataset
+from distill.core.errors import DistillError
+from distill.shell.runner import Job, JobSpec, build_parser as _build_parser, run_job
 from nas.benchmark import load_benchmark
 from nas.config import SearchConfig
 from nas.experiment import format_summary, load_progress, run_search
@@ -38,14 +38,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def preflight(config: SearchConfig, out: Path | None, *, device, resume: bool = False):
-    """Every check of the search that needs no decoded image (:mod:`distill.preflight`): the candidates against
+    """Every check of the search that needs no decoded image (:mod:`distill.shell.preflight`): the candidates against
     the space, the proxy resolution, the ``--synthetic`` sets and ``--ipc`` against the data root's listing,
     the output, memory and disk. Returns the benchmark table it read (the search's ground truth)."""
     from dataclasses import replace
 
-    from distill.data import STATS
+    from distill.core.data import STATS
     from distill.methods import default_method, get_method, list_methods
-    from distill.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
+    from distill.shell.preflight import (check_disk, check_ipc, check_memory, check_names, check_output, data_memory,
                                    data_writes, encoder_memory, read_listing)
     from nas.proxies import load_synthetic_files
     from nas.sampling import draw_candidates

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.testing import tiny_dataset as make_tiny_dataset
+from distill.core.testing import tiny_dataset as make_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

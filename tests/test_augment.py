@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from distill.augment import DSA, GROUPS, dsa_seeded
-from distill.errors import DistillError
+from distill.core.augment import DSA, GROUPS, dsa_seeded
+from distill.core.errors import DistillError
 
 
 def _pair(seed=0):

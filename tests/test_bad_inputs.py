@@ -3,9 +3,9 @@
 import pytest
 
 from continual.config import ContinualConfig, ReplayConfig
-from distill.settings import resolve_config
-from distill.errors import DistillError
-from distill.evaluate import TrainConfig
+from distill.core.settings import resolve_config
+from distill.core.errors import DistillError
+from distill.core.evaluate import TrainConfig
 from distill.methods import DistillConfig
 from distill.run import RunConfig, main as distill_main
 
@@ -63,7 +63,7 @@ def test_depth_too_deep_for_the_image_size_is_named(cifar_tree, tmp_path):
 
 
 def test_a_train_split_as_root_and_a_missing_test_split_are_named_first(cifar_tree, tmp_path):
-    from distill.data import load_dataset
+    from distill.core.data import load_dataset
 
     with pytest.raises(DistillError, match="looks like a train split.*pass its parent"):
         load_dataset("cifar10", "train", data_root=cifar_tree / "train")
@@ -125,7 +125,7 @@ def test_a_full_disk_is_one_line_and_the_previous_file_survives(tmp_path, monkey
     import errno
     import os
 
-    from distill.io import write_json
+    from distill.core.io import write_json
 
     target = tmp_path / "results.json"
     write_json(target, {"old": 1})
@@ -133,7 +133,7 @@ def test_a_full_disk_is_one_line_and_the_previous_file_survives(tmp_path, monkey
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("distill.io.os.fsync", full)
+    monkeypatch.setattr("distill.core.io.os.fsync", full)
     with pytest.raises(DistillError, match="could not write .*results.json \\(No space left on device\\); "
                                            "the previous results.json is intact") as info:
         write_json(target, {"new": 2})
@@ -145,7 +145,7 @@ def test_a_full_disk_is_one_line_and_the_previous_file_survives(tmp_path, monkey
 def test_written_files_follow_the_umask(tmp_path):
     import os
 
-    from distill.io import write_json
+    from distill.core.io import write_json
 
     old = os.umask(0o022)
     try:
@@ -159,7 +159,7 @@ def test_written_files_follow_the_umask(tmp_path):
 
 
 def test_python_api_errors_are_distill_errors(tiny_dataset, tmp_path):
-    from distill.evaluate import evaluate
+    from distill.core.evaluate import evaluate
     from distill.methods import distill
 
     synthetic = distill(tiny_dataset, DistillConfig(method="random", ipc=1), progress=False)

@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, distill, get_method, list_methods
 from distill.methods import cafe
 from distill.methods.cafe import INNER_WEIGHT, _settled, cafe_loss, feature_maps
-from distill.networks import ConvNet
+from distill.core.networks import ConvNet
 
 
 def test_loss_is_weighted_alignment_of_class_means_plus_centres_plus_discrimination():

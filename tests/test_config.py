@@ -2,8 +2,8 @@ import tomllib
 
 import pytest
 
-from distill.settings import CONFIG_DIR, resolve_config, to_toml
-from distill.errors import DistillError
+from distill.core.settings import CONFIG_DIR, resolve_config, to_toml
+from distill.core.errors import DistillError
 from distill.run import RunConfig
 
 
@@ -58,7 +58,7 @@ def test_ipc_exists_once(tmp_path, job):
 def test_one_preset_resolver_reads_the_flag_then_the_config_file_then_the_default(tmp_path):
     from continual.config import ContinualConfig
     from continual.run import PRESET_NAMES as CONTINUAL
-    from distill.settings import pick_preset
+    from distill.core.settings import pick_preset
     from distill.run import PRESET_NAMES as DISTILL
     from nas.config import SearchConfig
     from nas.search import PRESET_NAMES as NAS
@@ -83,7 +83,7 @@ def test_one_preset_resolver_reads_the_flag_then_the_config_file_then_the_defaul
 
 def test_fields_that_do_not_change_a_result_are_marked_once():
     from continual.config import ContinualConfig
-    from distill.cache import content_key, fingerprint
+    from distill.core.cache import content_key, fingerprint
     from distill.methods import DistillConfig, result_key
     from nas.config import SearchConfig
 
@@ -110,7 +110,7 @@ def _job(job):
 
 @pytest.mark.parametrize("preset", sorted(str(p.relative_to(CONFIG_DIR)) for p in CONFIG_DIR.glob("*/*.toml")))
 def test_every_preset_loads_and_its_config_toml_reloads_to_the_same_settings(preset, tmp_path):
-    from distill.cli import write_settings
+    from distill.shell.cli import write_settings
 
     resolve = _job(preset.split("/")[0])
     settings = resolve(preset_file=CONFIG_DIR / preset)

@@ -7,7 +7,7 @@ import pytest
 
 from continual.benchmark import check_steps, class_order, experience_classes, first_per_class, make_benchmark
 from continual.testing import tiny_dataset
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 
 # numpy.random.seed(s); numpy.random.permutation(10) for s = 0..4 (DM's and DataDAM's protocol)
 DOCUMENTED = {

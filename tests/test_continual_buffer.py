@@ -17,7 +17,7 @@ from continual import DistilledBuffer
 from continual.buffer import _canonical_order
 from continual.benchmark import make_benchmark
 from continual.testing import tiny_dataset
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, distill as real_distill
 
 ORDER = [2, 0, 3, 1]

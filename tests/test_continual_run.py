@@ -12,7 +12,7 @@ import torch
 from continual import protocols
 from continual.benchmark import class_order
 from continual.run import main
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 
 NUM_CLASSES = 4
 
@@ -148,7 +148,7 @@ def test_gdumb_trains_a_fresh_model_at_every_step(tiny_root, tmp_path, monkeypat
 
 
 def run_cli_with(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
-    from distill.cli import run_cli
+    from distill.shell.cli import run_cli
 
     monkeypatch.setattr(sys, "argv", ["continual.run", *argv])
     with pytest.raises(SystemExit) as info:
@@ -199,7 +199,7 @@ def test_finished_run_is_not_replaced_silently_and_resume_sums_wall_seconds(tiny
 
 def test_saved_sets_serve_their_memory_class_by_class(tiny_root, tmp_path):
     """--synthetic: a saved dm set is the dm memory, taken class by class; nothing is distilled."""
-    from distill.data import load_dataset
+    from distill.core.data import load_dataset
     from distill.methods import DistillConfig, distill
 
     train = load_dataset("imagefolder", "train", data_root=tiny_root)
@@ -219,8 +219,8 @@ def test_saved_sets_serve_their_memory_class_by_class(tiny_root, tmp_path):
 
 @pytest.mark.parametrize("steps", [5, 10])
 def test_ipc50_presets_use_the_studys_sets_and_fit_the_paper_network(steps):
-    from distill.settings import preset_path
-    from distill.settings import resolve_config
+    from distill.core.settings import preset_path
+    from distill.core.settings import resolve_config
     from continual.config import ContinualConfig
 
     cfg = resolve_config(ContinualConfig, preset_file=preset_path("continual", f"cifar10-{steps}step-ipc50-cpu"))

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torchvision.io import write_png
 
-from distill.data import denormalise, from_tensors, load_dataset
-from distill.errors import DistillError
+from distill.core.data import denormalise, from_tensors, load_dataset
+from distill.core.errors import DistillError
 
 
 def test_class_index_and_subset_keep_original_labels(tiny_dataset):

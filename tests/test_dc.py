@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, distill, get_method, list_methods
 from distill.methods.gradient import gradient_distance, inner_train_config
-from distill.networks import ConvNet, init_parameters
-from distill.seeds import NET, STEP, real_indices, stream
+from distill.core.networks import ConvNet, init_parameters
+from distill.core.seeds import NET, STEP, real_indices, stream
 
 
 def test_distance_is_one_minus_cos_per_output_channel_without_biases():

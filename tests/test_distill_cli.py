@@ -8,7 +8,7 @@ import tomllib
 import pytest
 
 from distill.run import main
-from distill.synthetic import SyntheticSet
+from distill.core.synthetic import SyntheticSet
 
 
 def test_cli_writes_every_promised_file(cifar_tree, tmp_path):

@@ -2,7 +2,7 @@
 
 import torch
 
-from distill.augment import DSA
+from distill.core.augment import DSA
 from distill.methods import DistillConfig, distill, get_method, list_methods
 from distill.methods import gradient
 

@@ -1,4 +1,4 @@
-"""The training engine (distill/engine.py): the same math as a plain loop, what ``auto`` means, bf16 kept in bounds."""
+"""The training engine (distill/core/engine.py): the same math as a plain loop, what ``auto`` means, bf16 kept in bounds."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from distill import hardware
-from distill.augment import DSA
-from distill.engine import COMPILE_MIN_STEPS, TrainConfig, fit, plan
-from distill.networks import get_network, init_parameters
-from distill.seeds import AUGMENT, SHUFFLE, TRAIN, stream
+from distill.core import hardware
+from distill.core.augment import DSA
+from distill.core.engine import COMPILE_MIN_STEPS, TrainConfig, fit, plan
+from distill.core.networks import get_network, init_parameters
+from distill.core.seeds import AUGMENT, SHUFFLE, TRAIN, stream
 
 
 def _net(norm: str = "instancenorm", seed: int = 0) -> nn.Module:
@@ -70,13 +70,13 @@ def test_auto_precision_follows_the_cpu(monkeypatch):
 
 def test_auto_compiles_long_runs_only_and_lays_them_out_channels_last(monkeypatch):
     monkeypatch.setattr(hardware, "compile_available", lambda device_type="cpu": True)
-    monkeypatch.setattr("distill.engine.compile_available", hardware.compile_available)
+    monkeypatch.setattr("distill.core.engine.compile_available", hardware.compile_available)
     # 100 images at batch 256: one step per epoch, so the epochs are the steps
     short, long = plan(TrainConfig(epochs=COMPILE_MIN_STEPS - 1), 100), plan(TrainConfig(epochs=COMPILE_MIN_STEPS), 100)
     assert (short.compiled, short.channels_last, short.steps) == (False, False, COMPILE_MIN_STEPS - 1)
     assert (long.compiled, long.channels_last, long.steps) == (True, True, COMPILE_MIN_STEPS)
     assert plan(TrainConfig(epochs=COMPILE_MIN_STEPS, compile=False), 100).compiled is False
-    monkeypatch.setattr("distill.engine.compile_available", lambda device_type="cpu": False)
+    monkeypatch.setattr("distill.core.engine.compile_available", lambda device_type="cpu": False)
     assert plan(TrainConfig(epochs=10 * COMPILE_MIN_STEPS), 100).compiled is False  # no compiler: eager
 
 

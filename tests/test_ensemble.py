@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from distill.ensemble import ConvNetEnsemble, stackable
-from distill.evaluate import TrainConfig, evaluate, train_network, train_networks
-from distill.seeds import stream
-from distill.networks import ConvNet, get_network, init_parameters
+from distill.core.ensemble import ConvNetEnsemble, stackable
+from distill.core.evaluate import TrainConfig, evaluate, train_network, train_networks
+from distill.core.seeds import stream
+from distill.core.networks import ConvNet, get_network, init_parameters
 
 
 def _nets(norm, n=3, width=8):

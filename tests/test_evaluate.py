@@ -1,7 +1,7 @@
 import torch
 
-from distill.data import from_tensors
-from distill.evaluate import EvalResult, TrainConfig, evaluate
+from distill.core.data import from_tensors
+from distill.core.evaluate import EvalResult, TrainConfig, evaluate
 
 
 def _separable(n, seed):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, distill
 from distill.methods.selection import saved_start
 

@@ -6,12 +6,12 @@ import signal
 import pytest
 import torch
 
-from distill.augment import DSA
-from distill.errors import DistillError
+from distill.core.augment import DSA
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, distill
 from distill.methods.matching import attention_map, matching_loss, statistics
-from distill.seeds import NET, STEP, real_indices, stream
-from distill.networks import ConvNet, init_parameters
+from distill.core.seeds import NET, STEP, real_indices, stream
+from distill.core.networks import ConvNet, init_parameters
 
 
 def test_attention_rows_are_unit_norm_and_use_power_p():
@@ -135,7 +135,7 @@ def test_ctrl_c_checkpoints_and_resume_equals_one_run(tiny_dataset, tmp_path):
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tiny_dataset, tmp_path):
-    from distill.errors import DistillError
+    from distill.core.errors import DistillError
 
     ckpt = tmp_path / "ckpt.pt"
     distill(tiny_dataset, DistillConfig(ipc=2, iterations=1, batch_real=8, width=16), progress=False, checkpoint=ckpt)

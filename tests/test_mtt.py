@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from distill.augment import DSA
-from distill.errors import DistillError
+from distill.core.augment import DSA
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, distill, get_method, list_methods
 from distill.methods import trajectory
 from distill.methods.trajectory import expert_trajectories, flat_parameters, trajectory_loss
-from distill.networks import ConvNet, init_parameters
+from distill.core.networks import ConvNet, init_parameters
 
 
 def _tiny_problem(strategy: str):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from nas.archs import OPS, all_archs, arch_to_str, canonical_arch, is_disconnected, isomorphism_key, parse_arch
 from nas.sampling import dedup_isomorphic
 

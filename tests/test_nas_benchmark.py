@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from nas.benchmark import BUNDLED_TABLE, from_api, load_benchmark, load_official, read_csv
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from nas.archs import OPS, uniform_arch
 from nas.network import build_network, count_parameters, resize_images
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from nas.archs import isomorphism_key
 from nas.benchmark import Benchmark, load_benchmark
 from nas.sampling import sample_candidates, space_indices

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from distill.cli import write_settings
-from distill.data import STATS, from_tensors
-from distill.errors import DistillError
-from distill.synthetic import SyntheticSet
+from distill.shell.cli import write_settings
+from distill.core.data import STATS, from_tensors
+from distill.core.errors import DistillError
+from distill.core.synthetic import SyntheticSet
 from nas import experiment, metrics
 from nas.benchmark import load_benchmark
 from nas.config import SearchConfig, nb201_train_config
@@ -205,7 +205,7 @@ def test_distilled_set_cache_key_ignores_the_search(tmp_path):
 @pytest.mark.parametrize("preset", ["nb201-full-cpu", "nb201-top20-cpu", "nb201-full-ipc50-cpu",
                                     "nb201-top20-ipc50-cpu", "nb201-full-paper", "nb201-top20-paper", "smoke"])
 def test_every_preset_loads_and_keeps_the_nb201_recipe(preset):
-    from distill.settings import preset_path
+    from distill.core.settings import preset_path
     from nas.config import resolve_search_config
 
     config = resolve_search_config(preset_file=preset_path("nas", preset))
@@ -322,7 +322,7 @@ def test_cli_with_a_diverging_learning_rate_flags_it(tmp_path, monkeypatch, caps
     (["--epochs", "0"], "train.epochs must be at least 1"),
 ])
 def test_cli_errors_are_one_line(argv, words, tmp_path, capsys):
-    from distill.cli import run_cli
+    from distill.shell.cli import run_cli
 
     with pytest.raises(SystemExit) as info:
         run_cli(lambda _: main(argv + ["--out", str(tmp_path / "o")]))

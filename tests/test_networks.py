@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from distill.errors import DistillError
-from distill.networks import ConvNet, get_network, init_parameters, list_networks, register_network
+from distill.core.errors import DistillError
+from distill.core.networks import ConvNet, get_network, init_parameters, list_networks, register_network
 
 
 @pytest.mark.parametrize("name", list_networks())

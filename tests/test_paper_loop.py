@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill import hardware
-from distill.evaluate import TrainConfig, protocol_setup
+from distill.core import hardware
+from distill.core.evaluate import TrainConfig, protocol_setup
 from distill.methods import DistillConfig, distill
 from distill.methods.matching import compiled_statistics, statistics
-from distill.networks import ConvNet, get_network, init_parameters
-from distill.progress import JobClock
-from distill.seeds import stream
-from distill.synthetic import SyntheticSet
+from distill.core.networks import ConvNet, get_network, init_parameters
+from distill.shell.progress import JobClock
+from distill.core.seeds import stream
+from distill.core.synthetic import SyntheticSet
 
 REPO = Path(__file__).resolve().parents[1]
 

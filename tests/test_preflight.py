@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.data import load_dataset
-from distill.errors import DistillError
+from distill.core.data import load_dataset
+from distill.core.errors import DistillError
 from distill.methods import METHODS
-from distill.store import content_digest, load_entry, save_entry
-from distill.synthetic import SyntheticSet
-from distill.testing import image_tree, tiny_dataset
+from distill.core.store import content_digest, load_entry, save_entry
+from distill.core.synthetic import SyntheticSet
+from distill.core.testing import image_tree, tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -230,8 +230,8 @@ def test_nas_search_takes_overwrite():
 
 def test_the_evaluation_probe_is_bounded_by_one_batch(monkeypatch):
     """``--ipc 100000`` used to train the probe on ipc x classes noise images (minutes at 14.6 GB)."""
-    from distill import progress
-    from distill.evaluate import TrainConfig
+    from distill.shell import progress
+    from distill.core.evaluate import TrainConfig
 
     seen = []
     real = progress.train_network
@@ -245,9 +245,9 @@ def test_the_evaluation_probe_is_bounded_by_one_batch(monkeypatch):
 # --- The API is as strict as the command lines ---------------------------------------------------------------
 
 def test_the_api_refuses_what_it_would_otherwise_truncate_or_crash_on():
-    from distill.evaluate import TrainConfig, evaluate
+    from distill.core.evaluate import TrainConfig, evaluate
     from distill.methods import DistillConfig, distill
-    from distill.networks import get_network
+    from distill.core.networks import get_network
 
     data = tiny_dataset(3, 4, size=16)
     with pytest.raises(DistillError, match="class 0.7 is not a class id; pass integers from 0 to 2"):
@@ -407,7 +407,7 @@ def test_sigterm_while_decoding_ends_at_once_and_says_nothing_was_kept(tree, tmp
 _BLOCKED_IN_C = """
 import os, sys
 from pathlib import Path
-from distill.cli import run_cli
+from distill.shell.cli import run_cli
 
 def main(argv):
     Path(sys.argv[1]).touch()
@@ -447,7 +447,7 @@ def test_sigint_after_a_checkpoint_names_its_folder(tree, tmp_path):
 
 
 def test_memory_and_disk_estimates_refuse_what_cannot_fit(tmp_path):
-    from distill.preflight import GB, available_memory, check_disk, check_memory
+    from distill.shell.preflight import GB, available_memory, check_disk, check_memory
 
     available, source = available_memory()
     assert available > 0 and source

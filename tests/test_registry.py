@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from distill.cache import content_key
-from distill.errors import DistillError
+from distill.core.cache import content_key
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, MethodOutput, get_method, list_methods, register_method
-from distill.registry import Registry
+from distill.core.registry import Registry
 
 
 def test_registry_refuses_a_taken_name_and_names_the_known_ones():

@@ -1,4 +1,4 @@
-"""distill.runner: the three command lines share one runner; what it does for each, checked once per CLI."""
+"""distill.shell.runner: the three command lines share one runner; what it does for each, checked once per CLI."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from distill import runner
-from distill.errors import DistillError
-from distill.settings import checked
+from distill.shell import runner
+from distill.core.errors import DistillError
+from distill.core.settings import checked
 
 CLIS = ["distill.run", "continual.run", "nas.search"]
 
@@ -22,7 +22,7 @@ def _module(name: str):
 
 
 def _one_line_error(main, argv, capsys) -> str:
-    from distill.cli import run_cli
+    from distill.shell.cli import run_cli
 
     with pytest.raises(SystemExit) as info:
         run_cli(lambda _: main(argv))

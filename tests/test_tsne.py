@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, distill
 from distill.plot import main
 from distill.tsne import plot_tsne, tsne_points

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from distill.data import from_tensors
-from distill.errors import DistillError
+from distill.core.data import from_tensors
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, distill
-from distill.synthetic import SyntheticSet
-from distill.testing import tiny_dataset
-from distill.zca import ZCA, fit_zca, fit_zca_cached, whiten_dataset, zca_of
+from distill.core.synthetic import SyntheticSet
+from distill.core.testing import tiny_dataset
+from distill.core.zca import ZCA, fit_zca, fit_zca_cached, whiten_dataset, zca_of
 
 
 def _train():

@@ -12,16 +12,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from distill.augment import DEFAULT_STRATEGY
-from distill.cache import fingerprint
-from distill.settings import checked, config_to_dict
-from distill.data import ClassDataset
-from distill.errors import DistillError
-from distill.hardware import PRECISIONS, compile_available, resolve_precision
-from distill.io import write_json
-from distill.registry import Registry
-from distill.store import discard
-from distill.synthetic import SyntheticSet, git_revision
+from distill.core.augment import DEFAULT_STRATEGY
+from distill.core.cache import fingerprint
+from distill.core.settings import checked, config_to_dict
+from distill.core.data import ClassDataset
+from distill.core.errors import DistillError
+from distill.core.hardware import PRECISIONS, compile_available, resolve_precision
+from distill.core.io import write_json
+from distill.core.registry import Registry
+from distill.core.store import discard
+from distill.core.synthetic import SyntheticSet, git_revision
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +331,7 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
         raise DistillError(f"classes {classes} repeat; pass each class once")
     zca = None
     if cfg.zca:  # every method sees whitened images; the set records the statistics to whiten test images
-        from distill.zca import fit_zca_cached, whiten_dataset
+        from distill.core.zca import fit_zca_cached, whiten_dataset
 
         zca = fit_zca_cached(train)
         train = whiten_dataset(train, zca)

@@ -23,15 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from distill.augment import DSA
-from distill.data import ClassDataset
-from distill.engine import autocast, fit
-from distill.errors import DistillError
+from distill.core.augment import DSA
+from distill.core.data import ClassDataset
+from distill.core.engine import autocast, fit
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.methods.gradient import inner_train_config
 from distill.methods.loop import bilevel_start, run_loop
-from distill.networks import ConvNet, init_parameters
-from distill.seeds import INNER_TRAIN, NET, PROBE, STEP, real_indices, seed_of, stream
+from distill.core.networks import ConvNet, init_parameters
+from distill.core.seeds import INNER_TRAIN, NET, PROBE, STEP, real_indices, seed_of, stream
 
 #: Weights of the feature maps, deepest first: the pooled output, then each block's activation
 #: (distill.py ``--first_weight`` 1, ``--second_weight`` 1, ``--third_weight`` 0.1, ``--fourth_weight`` 0.1).

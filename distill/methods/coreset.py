@@ -9,14 +9,14 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from distill.cache import cache_dir, content_key
-from distill.data import ClassDataset
-from distill.errors import DistillError
-from distill.store import load_entry, save_entry
+from distill.core.cache import cache_dir, content_key
+from distill.core.data import ClassDataset
+from distill.core.errors import DistillError
+from distill.core.store import load_entry, save_entry
 from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.methods.selection import _READS, _check_enough
-from distill.networks import ConvNet, init_parameters
-from distill.seeds import FORGET_NET, FORGET_SHUFFLE, FORGET_TIES, HERDING, KCENTER_START, stream
+from distill.core.networks import ConvNet, init_parameters
+from distill.core.seeds import FORGET_NET, FORGET_SHUFFLE, FORGET_TIES, HERDING, KCENTER_START, stream
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from distill.augment import DSA
-from distill.data import ClassDataset
-from distill.engine import TrainConfig, autocast, fit
-from distill.errors import DistillError
+from distill.core.augment import DSA
+from distill.core.data import ClassDataset
+from distill.core.engine import TrainConfig, autocast, fit
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.methods.loop import bilevel_start, run_loop
-from distill.networks import init_parameters
-from distill.seeds import INNER_TRAIN, NET, STEP, real_indices, seed_of, stream
+from distill.core.networks import init_parameters
+from distill.core.seeds import INNER_TRAIN, NET, STEP, real_indices, seed_of, stream
 
 #: (outer_loop, inner_loop) per ipc: DatasetCondensation utils.py ``get_loops`` (lines 275-291).
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}

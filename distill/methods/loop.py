@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from distill.data import ClassDataset
-from distill.errors import DistillError
-from distill.io import atomic_torch_save
+from distill.core.data import ClassDataset
+from distill.core.errors import DistillError
+from distill.core.io import atomic_torch_save
 from distill.methods import DistillConfig, nan_hint
 from distill.methods.matching import _deferred_interrupt, _fingerprint
 from distill.methods.selection import initial_images
@@ -28,7 +28,7 @@ def bilevel_start(train: ClassDataset, classes: Sequence[int], cfg: DistillConfi
                   device: torch.device):  # noqa: ANN201 - (images, labels, image optimizer, network, real images by class)
     """What the bi-level methods (gradient matching, CAFE) start from: the learnable images and their labels,
     SGD on the images, an instancenorm ConvNet to re-initialise every iteration, and each class's real images."""
-    from distill.networks import ConvNet
+    from distill.core.networks import ConvNet
 
     syn = torch.nn.Parameter(initial_images(train, classes, cfg, seed=seed, device=device))
     labels = torch.tensor(list(classes), device=device).repeat_interleave(cfg.ipc)

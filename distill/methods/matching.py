@@ -19,16 +19,16 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from distill.augment import DSA
-from distill.cache import content_key
-from distill.data import ClassDataset
-from distill.engine import autocast as engine_autocast
-from distill.errors import DistillError
-from distill.io import atomic_torch_save
+from distill.core.augment import DSA
+from distill.core.cache import content_key
+from distill.core.data import ClassDataset
+from distill.core.engine import autocast as engine_autocast
+from distill.core.errors import DistillError
+from distill.core.io import atomic_torch_save
 from distill.methods import DistillConfig, MethodOutput, nan_hint, result_key
-from distill.seeds import NET, STEP, real_indices, stream
+from distill.core.seeds import NET, STEP, real_indices, stream
 from distill.methods.selection import initial_images
-from distill.networks import ConvNet, init_parameters
+from distill.core.networks import ConvNet, init_parameters
 
 
 

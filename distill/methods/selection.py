@@ -6,11 +6,11 @@ from typing import Sequence
 
 import torch
 
-from distill.data import ClassDataset
-from distill.errors import DistillError
+from distill.core.data import ClassDataset
+from distill.core.errors import DistillError
 from distill.methods import DistillConfig, MethodOutput, register_method
-from distill.networks import ConvNet, init_parameters
-from distill.seeds import HERDING, INIT, real_indices, stream
+from distill.core.networks import ConvNet, init_parameters
+from distill.core.seeds import HERDING, INIT, real_indices, stream
 
 # What a selection reads (its cache key): the encoder fields matter to herding; random keeps the same key.
 _READS = ("method", "ipc", "depth", "width", "norm")
@@ -50,14 +50,14 @@ def initial_images(train: ClassDataset, classes: Sequence[int], cfg: DistillConf
 def saved_start(path: str, train: ClassDataset, classes: Sequence[int], ipc: int) -> torch.Tensor:
     """The first ``ipc`` images of each of ``classes`` from a saved set, as the start of a distillation.
 
-    ``path`` is a :class:`~distill.synthetic.SyntheticSet` file (ours), a ``{"images", "labels"}`` tensor
+    ``path`` is a :class:`~distill.core.synthetic.SyntheticSet` file (ours), a ``{"images", "labels"}`` tensor
     file, or the public DataDAM code's ``*_images.pt`` with its ``*_labels.pt`` beside it; images in the
     dataset's normalisation. Checked against the dataset's image shape and classes, and each class must
     hold ``ipc`` images.
     """
     from pathlib import Path
 
-    from distill.synthetic import SyntheticSet
+    from distill.core.synthetic import SyntheticSet
 
     file = Path(path)
     if not file.is_file():

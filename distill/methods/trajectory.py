@@ -20,18 +20,18 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from distill.augment import DSA
-from distill.cache import cache_dir, content_key
-from distill.data import ClassDataset
-from distill.engine import TrainConfig, autocast, fit
-from distill.errors import DistillError
-from distill.store import load_entry, save_entry
+from distill.core.augment import DSA
+from distill.core.cache import cache_dir, content_key
+from distill.core.data import ClassDataset
+from distill.core.engine import TrainConfig, autocast, fit
+from distill.core.errors import DistillError
+from distill.core.store import load_entry, save_entry
 from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.methods.gradient import cross_entropy
 from distill.methods.loop import run_loop
 from distill.methods.selection import initial_images
-from distill.networks import ConvNet, init_parameters
-from distill.seeds import EXPERT_EPOCH, EXPERT_NET, STEP, seed_of, stream
+from distill.core.networks import ConvNet, init_parameters
+from distill.core.seeds import EXPERT_EPOCH, EXPERT_NET, STEP, seed_of, stream
 
 log = logging.getLogger(__name__)
 

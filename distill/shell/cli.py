@@ -15,16 +15,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
 
-from distill.distributed import World
-from distill.errors import DistillError
-from distill.io import atomic_write_text
-from distill.settings import to_toml
+from distill.shell.distributed import World
+from distill.core.errors import DistillError
+from distill.core.io import atomic_write_text
+from distill.core.settings import to_toml
 
 
 def run_parser(module: str, job: str, description: str, *, presets: str, preset_default: str | None,
                resume: str, overwrite: bool = True, quiet: bool = True) -> argparse.ArgumentParser:
     """A parser of ``python -m <module>`` with the flags every command line shares: ``--preset``, ``--config``,
-    ``--out``, ``--resume`` (and ``--overwrite``, ``--quiet``); :func:`distill.settings.add_config_args` adds
+    ``--out``, ``--resume`` (and ``--overwrite``, ``--quiet``); :func:`distill.core.settings.add_config_args` adds
     the settings' own."""
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--preset", default=preset_default, help=presets)
@@ -123,7 +123,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def interrupt_message() -> str:
     """What an interrupted run kept: the folders of the checkpoints this process wrote, or that nothing was kept."""
-    from distill.io import WRITTEN
+    from distill.core.io import WRITTEN
 
     folders = sorted({str(p.parent) for p in WRITTEN if any(fnmatch.fnmatch(p.name, c) for c in CHECKPOINT_FILES)})
     if folders:

@@ -11,9 +11,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from distill.cache import cache_dir, content_key
-from distill.errors import DistillError
-from distill.store import discard, load_entry, save_entry
+from distill.core.cache import cache_dir, content_key
+from distill.core.errors import DistillError
+from distill.core.store import discard, load_entry, save_entry
 
 DATA_ROOT_ENV = "DISTILL_DATA_ROOT"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")

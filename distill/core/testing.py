@@ -7,8 +7,8 @@ from typing import Sequence
 
 import torch
 
-from distill.data import ClassDataset, from_tensors
-from distill.seeds import generator
+from distill.core.data import ClassDataset, from_tensors
+from distill.core.seeds import generator
 
 
 def tiny_dataset(num_classes: int = 4, per_class: int = 12, *, size: int = 8, channels: int = 3, seed: int = 0,

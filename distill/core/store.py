@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from distill.errors import DistillError
-from distill.io import atomic_torch_save
+from distill.core.errors import DistillError
+from distill.core.io import atomic_torch_save
 
 #: The wrapper a verified entry is stored in: ``{"format": FORMAT, "digest": ..., "content": ...}``.
 FORMAT = "distill-verified/1"

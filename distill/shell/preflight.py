@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from distill.cache import cache_dir
-from distill.data import (STATS, check_class_names, check_layout, class_files, default_data_root,
+from distill.core.cache import cache_dir
+from distill.core.data import (STATS, check_class_names, check_layout, class_files, default_data_root,
                           torchvision_classes)
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 
 #: CIFAR as torchvision's files hold it: images per class in train and test, image shape.
 _TORCHVISION_LAYOUT = {"cifar10": ("cifar-10-batches-py", 5000, 1000), "cifar100": ("cifar-100-python", 500, 100)}
@@ -124,8 +124,8 @@ def check_names(*, norm: str | None = None, dsa_strategy: str | None = None, net
                 prefix: str = "--") -> None:
     """Refuse an unknown norm, DSA group or network (``networks`` maps each name to the flag that gave it;
     ``prefix`` begins the other flags' names: ``--distill-`` for a table's own)."""
-    from distill.augment import DSA
-    from distill.networks import NORMS, list_networks
+    from distill.core.augment import DSA
+    from distill.core.networks import NORMS, list_networks
 
     if norm is not None and norm not in NORMS:
         raise DistillError(f"unknown {prefix}norm {norm!r}; use {', '.join(NORMS)}")
@@ -188,7 +188,7 @@ def check_memory(parts: Mapping[str, tuple[int, str]], *, device: Any = "cpu") -
     Args:
         parts: what takes memory, as ``{"what": (bytes, "the knob that lowers it")}``; they add up.
         device: a CUDA device compares with its free memory (``torch.cuda.mem_get_info``): this rank's own
-            GPU under torchrun (:func:`distill.distributed.local_device`), so that no rank opens another's.
+            GPU under torchrun (:func:`distill.shell.distributed.local_device`), so that no rank opens another's.
     """
     import torch
 

@@ -9,14 +9,14 @@ pre-flight and its work) and ``run_job(SPEC, argv)``. :func:`run_job` does the r
    older spellings (``--eval-epochs``, ``--ipc`` for ``[distill] ipc``) are the same flag;
 2. the flags checked against their fields' bounds, then ``--resume``/``--overwrite``/``--out``;
 3. the settings: the dataclass defaults, the preset, ``--config``, the flags
-   (:func:`distill.settings.resolve_config`);
+   (:func:`distill.core.settings.resolve_config`);
 4. ``--out`` refused if it holds a run and neither ``--resume`` nor ``--overwrite`` is given;
-5. the device (:func:`distill.distributed.local_device`: this rank's GPU under torchrun) and the pre-flight;
+5. the device (:func:`distill.shell.distributed.local_device`: this rank's GPU under torchrun) and the pre-flight;
 6. the run folder, ``config.toml`` (rank 0), the CPU threads and the torchrun process group; the work;
    the report.
 
-:mod:`distill.cli` stays the low-level shell under it (run folder, threads, process group, the one-line
-errors and signals of :func:`distill.cli.run_cli`), which a script with no settings class uses alone.
+:mod:`distill.shell.cli` stays the low-level shell under it (run folder, threads, process group, the one-line
+errors and signals of :func:`distill.shell.cli.run_cli`), which a script with no settings class uses alone.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from distill.cli import joined, make_run_dir, refuse_to_overwrite, run_parser, threads, write_settings
-from distill.distributed import World, local_device, resolve_device
-from distill.errors import DistillError
-from distill.settings import add_config_args, add_field_arg, check_value, pick_preset, resolve_config
+from distill.shell.cli import joined, make_run_dir, refuse_to_overwrite, run_parser, threads, write_settings
+from distill.shell.distributed import World, local_device, resolve_device
+from distill.core.errors import DistillError
+from distill.core.settings import add_config_args, add_field_arg, check_value, pick_preset, resolve_config
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class JobSpec:
     preflight: Callable[..., Any] | None = None
     report: Callable[[Any, Path], None] | None = None
     presets: str = ""                 #: ``--preset``'s help
-    #: candidate preset names, first existing wins (:func:`distill.settings.pick_preset`)
+    #: candidate preset names, first existing wins (:func:`distill.core.settings.pick_preset`)
     preset_names: tuple[str, ...] = ("{preset}",)
     #: ``--preset`` when none is given: a name, or ``f(flags)`` asked only when ``--config`` is not given either
     preset_default: str | Callable[[dict], str] | None = "cpu"
@@ -96,7 +96,7 @@ class JobSpec:
 
 
 def _tables(cls: type) -> list[dataclasses.Field]:
-    from distill.settings import _field_types, _unwrap_optional
+    from distill.core.settings import _field_types, _unwrap_optional
 
     hints = _field_types(cls)
     return [f for f in dataclasses.fields(cls) if dataclasses.is_dataclass(_unwrap_optional(hints[f.name])[0])]
@@ -104,7 +104,7 @@ def _tables(cls: type) -> list[dataclasses.Field]:
 
 def _table_fields(spec: JobSpec) -> list[tuple[str, type, dataclasses.Field]]:
     """``(table, table class, field)`` of every nested field that takes a flag."""
-    from distill.settings import _field_types
+    from distill.core.settings import _field_types
 
     out = []
     for table in _tables(spec.config):

@@ -4,7 +4,7 @@ Evaluation nets, continual-learning models and NAS-Bench-201 candidates all trai
 :class:`TrainConfig`. The engine owns the training step: SGD and its schedule, DSA, the memory
 layout, the precision and compilation. One function, :func:`plan`, decides what ``auto`` means for
 a run on a device, with the same resolver that distillation uses
-(:func:`distill.hardware.resolve_precision`).
+(:func:`distill.core.hardware.resolve_precision`).
 
 What makes it fast on a CPU (benchmarks/train_speed.py profiles a run and measures each part):
 
@@ -18,7 +18,7 @@ What makes it fast on a CPU (benchmarks/train_speed.py profiles a run and measur
   :data:`COMPILE_MIN_STEPS` steps only (an evaluation net at 300+ epochs; not a NAS candidate's
   short run).
 - **channels-last** for compiled steps (eagerly, bf16 convolutions are slower in that layout here).
-- **glibc malloc kept from trimming** (:func:`distill.perf.tune_allocator`): each step frees and
+- **glibc malloc kept from trimming** (:func:`distill.core.perf.tune_allocator`): each step frees and
   re-allocates the same activation buffers, and page-faulting them in again cost ~29 % of a plain
   loop's time at ipc 50 (measured while profiling, not in the committed benchmark).
 - **no per-step host sync**: the loss is read once per epoch unless a callback asks for every step.
@@ -36,12 +36,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from distill.augment import DEFAULT_STRATEGY, DSA
-from distill.errors import DistillError
-from distill.hardware import PRECISIONS, compile_available, resolve_precision
-from distill.perf import tune_allocator
-from distill.seeds import AUGMENT, SHUFFLE, stream
-from distill.settings import checked
+from distill.core.augment import DEFAULT_STRATEGY, DSA
+from distill.core.errors import DistillError
+from distill.core.hardware import PRECISIONS, compile_available, resolve_precision
+from distill.core.perf import tune_allocator
+from distill.core.seeds import AUGMENT, SHUFFLE, stream
+from distill.core.settings import checked
 
 #: ``compile = None`` compiles runs of at least this many optimizer steps: compiling costs 10-30 s on
 #: a CPU and saves 0.1-1 s per step of an evaluation net (benchmarks/results/train-speed-*.json).

@@ -14,7 +14,7 @@ import torch
 # Every stream key of the project, in one place: two purposes never share a key.
 #: Distillation (distill.methods): initial images, encoder networks, optimisation steps, herding.
 INIT, NET, STEP, HERDING = 0, 1, 2, 3
-#: Training a network on a set (distill.evaluate, continual.protocols): its weights, batch order, DSA.
+#: Training a network on a set (distill.core.evaluate, continual.protocols): its weights, batch order, DSA.
 TRAIN, SHUFFLE, AUGMENT = 10, 11, 12
 #: Coreset selection (distill.methods.coreset): k-center's first centre; forgetting's net, batch order, ties.
 KCENTER_START, FORGET_NET, FORGET_SHUFFLE, FORGET_TIES = 20, 21, 22, 23
@@ -69,7 +69,7 @@ def global_seeds(seed: int) -> Iterator[None]:
 
 
 def seed_of(generator: torch.Generator) -> int:
-    """An integer seed drawn from ``generator``, for APIs that take a seed (``distill.engine.fit``)."""
+    """An integer seed drawn from ``generator``, for APIs that take a seed (``distill.core.engine.fit``)."""
     return int(torch.randint(2**31 - 1, (1,), generator=generator))
 
 

@@ -8,8 +8,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from distill.errors import DistillError
-from distill.registry import Registry
+from distill.core.errors import DistillError
+from distill.core.registry import Registry
 
 #: ``name -> builder(num_classes=, channels=, image_size=, **kwargs)``
 NETWORKS: Registry[Callable[..., nn.Module]] = Registry("network")

@@ -9,8 +9,8 @@ from typing import Callable
 
 import torch
 
-from distill.evaluate import TrainConfig, test_accuracy, train_network
-from distill.networks import get_network
+from distill.core.evaluate import TrainConfig, test_accuracy, train_network
+from distill.core.networks import get_network
 
 
 def probe_eval_seconds(num_images: int, image_shape: tuple[int, ...], num_classes: int, config: TrainConfig, *,

@@ -10,14 +10,14 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from distill.augment import DSA
-from distill.data import ClassDataset
-from distill.errors import DistillError
-from distill.engine import (EnginePlan, TrainConfig, autocast, check_finite, check_set, fit, plan, sgd,
+from distill.core.augment import DSA
+from distill.core.data import ClassDataset
+from distill.core.errors import DistillError
+from distill.core.engine import (EnginePlan, TrainConfig, autocast, check_finite, check_set, fit, plan, sgd,
                             train_network)
-from distill.ensemble import ConvNetEnsemble, stackable
-from distill.networks import get_network, init_parameters
-from distill.seeds import AUGMENT, SHUFFLE, TRAIN, stream
+from distill.core.ensemble import ConvNetEnsemble, stackable
+from distill.core.networks import get_network, init_parameters
+from distill.core.seeds import AUGMENT, SHUFFLE, TRAIN, stream
 
 #: How a synthetic set is evaluated (METHOD.md §2). ``dm``: DM's code, instancenorm ConvNet, batch 256.
 #: ``official``: the public DataDAM code, BatchNorm ConvNet, batch 64 (its paper runs train 1800 epochs).
@@ -44,7 +44,7 @@ class EvalResult:
     mean: float
     std: float
     runs: list[float]
-    #: what the training engine used (precision, compiled, layout, steps; :class:`~distill.engine.EnginePlan`)
+    #: what the training engine used (precision, compiled, layout, steps; :class:`~distill.core.engine.EnginePlan`)
     engine: dict = field(default_factory=dict)
 
     @classmethod
@@ -58,7 +58,7 @@ def train_networks(models: Sequence[nn.Module], images: Tensor, labels: Tensor, 
                    seeds: Sequence[int], device: torch.device | str = "cpu", progress: bool = False) -> list[nn.Module]:
     """Train ``models[i]`` in place as ``train_network(models[i], ..., seed=seeds[i])`` would, all at once.
 
-    ConvNets of one architecture train as one :class:`~distill.ensemble.ConvNetEnsemble` (the same math
+    ConvNets of one architecture train as one :class:`~distill.core.ensemble.ConvNetEnsemble` (the same math
     per net; tests/test_ensemble.py checks the weights against one-by-one training); other models are
     trained one by one. Returns the models in eval mode.
     """
@@ -133,7 +133,7 @@ def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str
              **network_kwargs) -> EvalResult:
     """Train one fresh network per seed on ``images`` and report test accuracy at the end of training.
 
-    The nets train through the engine (:func:`distill.engine.fit`); the result names what it used.
+    The nets train through the engine (:func:`distill.core.engine.fit`); the result names what it used.
 
     ``together``: train ConvNets of one evaluation at once (:func:`train_networks`; the same math per
     net). By default only on a GPU: on a quiet 2-core CPU the grouped convolutions were slower than

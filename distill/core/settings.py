@@ -20,11 +20,11 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 
 T = TypeVar("T")
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @functools.cache

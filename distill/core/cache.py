@@ -65,7 +65,7 @@ def content_key(*parts: Any, length: int | None = 12) -> str:
 
     A JSON-ready part (a settings record: dict key order does not matter) enters as its canonical JSON;
     a tensor by its shape and bytes, so a cache keyed by the images it read is keyed by their content.
-    (:func:`distill.store.content_digest` is the other digest: the integrity check of a stored file.)
+    (:func:`distill.core.store.content_digest` is the other digest: the integrity check of a stored file.)
     """
     h = hashlib.sha1()
     for part in parts:

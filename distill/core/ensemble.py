@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from distill.networks import ConvNet
+from distill.core.networks import ConvNet
 
 
 def stackable(models: Sequence[nn.Module]) -> bool:

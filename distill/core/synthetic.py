@@ -10,10 +10,10 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from distill.data import denormalise
-from distill.errors import DistillError
-from distill.io import atomic_torch_save
-from distill.store import DamagedEntry, content_digest
+from distill.core.data import denormalise
+from distill.core.errors import DistillError
+from distill.core.io import atomic_torch_save
+from distill.core.store import DamagedEntry, content_digest
 
 FORMAT_VERSION = 1
 _FIELDS = ("images", "labels", "class_ids", "class_names", "mean", "std", "ipc", "method", "config", "seed",
@@ -196,7 +196,7 @@ class SyntheticSet:
         images = self.images.view(len(self.class_ids), self.ipc, *self.images.shape[1:])[:, :k]
         pixels = denormalise(images.reshape(-1, *self.images.shape[1:]), self.mean, self.std)
         grid = make_grid(pixels, nrow=k, padding=2, pad_value=1.0)
-        from distill.io import atomic_write_bytes
+        from distill.core.io import atomic_write_bytes
 
         atomic_write_bytes(path, bytes(encode_png((grid * 255).round().to(torch.uint8)).numpy()))
 

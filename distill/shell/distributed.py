@@ -9,7 +9,7 @@ from typing import Any, Sequence, TypeVar
 import torch
 import torch.distributed as dist
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 
 #: Test hook: ``DISTILL_STALL_WRITE=<part of a path>:<flag file>`` makes the first write to a matching path
 #: stop halfway, create the flag file and wait forever, so that a test can kill the process inside a write.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 
 T = TypeVar("T")
 

@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from distill.cache import cache_dir, content_key
-from distill.data import ClassDataset
-from distill.errors import DistillError
-from distill.store import load_entry, save_entry
+from distill.core.cache import cache_dir, content_key
+from distill.core.data import ClassDataset
+from distill.core.errors import DistillError
+from distill.core.store import load_entry, save_entry
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def whiten_dataset(data: ClassDataset, zca: ZCA) -> ClassDataset:
 
 
 def zca_of(synthetic: Any) -> ZCA | None:
-    """The ZCA a :class:`~distill.synthetic.SyntheticSet` was distilled under (``None``: not whitened).
+    """The ZCA a :class:`~distill.core.synthetic.SyntheticSet` was distilled under (``None``: not whitened).
 
     Evaluate such a set on ``whiten_dataset(test, zca_of(set))``, never on raw test images.
     """

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from distill.errors import DistillError
-from distill.seeds import generator
+from distill.core.errors import DistillError
+from distill.core.seeds import generator
 
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 GROUPS = ("color", "crop", "cutout", "flip", "scale", "rotate")

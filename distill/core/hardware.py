@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from distill.errors import DistillError
+from distill.core.errors import DistillError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # CPU flags of native bf16 arithmetic. Without them oneDNN emulates bf16 and runs ~10x slower than fp32.

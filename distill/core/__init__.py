@@ -1,0 +1,1 @@
+"""The library: data, networks, DSA, the training engine, evaluation, sets, caches, settings, seeds."""
