@@ -92,6 +92,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     _synthetic(tiny_dataset(3, 2, size=32), "random").save(base / "three-classes.pt")
     _synthetic(tiny_dataset(10, 2, size=16, names=CIFAR10), "random").save(base / "16px.pt")
     _synthetic(tiny_dataset(10, 2, size=32, names=CIFAR10), "herding").save(base / "herding.pt")
+    _synthetic(tiny_dataset(10, 2, size=32, names=CIFAR10), "magic").save(base / "unregistered.pt")
     _synthetic(tiny_dataset(10, 2, size=32, names=CIFAR10), "random").save(base / "other-norm.pt")
     return {p.stem: p for p in base.iterdir()}
 
@@ -207,7 +208,9 @@ def test_continual_refusals_before_decoding(flags, message, tree, tmp_path):
 @pytest.mark.parametrize("flags,message", [
     (["--synthetic", "{missing}"], "does not exist"),
     (["--synthetic", "{16px}"], r"the synthetic images are \(3, 16, 16\)"),
-    (["--synthetic", "{herding}"], "was made by method 'herding'"),
+    # every registered method is a proxy, but only the ones --proxy names are trained on
+    (["--synthetic", "{herding}"], "is a herding set but --proxy .* does not use it; add herding to --proxy"),
+    (["--synthetic", "{unregistered}"], "was made by method 'magic'; the NAS proxies take sets of datadam, dm"),
     (["--synthetic", "{other-norm}"], "is normalised with mean/std"),
     (["--ipc", "13"], "--ipc 13 is more than the 12 training images"),
     (["--distill-norm", "bogus"], "unknown --distill-norm 'bogus'"),
