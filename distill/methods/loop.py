@@ -1,26 +1,28 @@
-"""The optimisation loop that gradient and trajectory matching share: progress, time budget, checkpoints, Ctrl-C.
+"""The optimisation loop every learned method shares (DataDAM, DM, DC, DSA, MTT, CAFE): progress, time budget,
+checkpoints, Ctrl-C.
 
 A method supplies ``step(iteration) -> loss``, which updates its tensors in place (one outer iteration as
-its paper counts them), and the tensors and optimizers a checkpoint must hold; :func:`run_loop` does the
-rest the way ``matching.run_matching`` does it for DataDAM and DM.
+its paper counts them), and the tensors and optimizers a checkpoint must hold; :func:`run_loop` does the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from distill.core.cache import content_key
 from distill.core.data import ClassDataset
 from distill.core.errors import DistillError
 from distill.core.io import atomic_torch_save
-from distill.methods import DistillConfig, nan_hint
-from distill.methods.matching import _deferred_interrupt, _fingerprint
+from distill.methods import DistillConfig, nan_hint, result_key
 from distill.methods.selection import initial_images
 
 
@@ -36,6 +38,31 @@ def bilevel_start(train: ClassDataset, classes: Sequence[int], cfg: DistillConfi
     net = ConvNet(num_classes=train.num_classes, channels=syn.shape[1], image_size=syn.shape[-1], depth=cfg.depth,
                   width=cfg.width, norm=cfg.norm).to(device)
     return syn, labels, optimizer, net, [train.images_of(c).to(device) for c in classes]
+
+
+def _fingerprint(cfg: DistillConfig, classes: Sequence[int], seed: int, shape: Sequence[int]) -> str:
+    # More iterations (or another time budget) may be asked for on --resume: the steps done stay valid.
+    record = {k: v for k, v in result_key(cfg).items() if k not in ("iterations", "max_minutes")}
+    record.update(classes=list(classes), seed=seed, shape=list(shape))
+    return content_key(record, length=None)
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[list[bool]]:
+    """Turn Ctrl-C (and a scheduler's SIGTERM) into a flag read at the end of a step, so a checkpoint
+    never holds half a step."""
+    flag = [False]
+    signals = (signal.SIGINT, signal.SIGTERM)
+    try:
+        previous = {s: signal.signal(s, lambda *_: flag.__setitem__(0, True)) for s in signals}
+    except ValueError:  # not the main thread: interrupts arrive as usual
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def run_loop(cfg: DistillConfig, step: Callable[[int], float], *, tensors: Sequence[Tensor],

@@ -7,26 +7,20 @@ attention maps (DataDAM) and mean embedding (both) match the real ones (METHOD.m
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from distill.core.augment import DSA
-from distill.core.cache import content_key
 from distill.core.data import ClassDataset
 from distill.core.engine import autocast as engine_autocast
-from distill.core.errors import DistillError
-from distill.core.io import atomic_torch_save
-from distill.methods import DistillConfig, MethodOutput, nan_hint, result_key
+from distill.methods import DistillConfig, MethodOutput
 from distill.core.seeds import NET, STEP, real_indices, stream
+from distill.methods.loop import run_loop
 from distill.methods.selection import initial_images
 from distill.core.networks import ConvNet, init_parameters
 
@@ -87,31 +81,6 @@ def matching_loss(real: list[Tensor], syn: list[Tensor], *, lambda_mmd: float, s
     return scale * (sam + lambda_mmd * mmd)
 
 
-def _fingerprint(cfg: DistillConfig, classes: Sequence[int], seed: int, shape: Sequence[int]) -> str:
-    # More iterations (or another time budget) may be asked for on --resume: the steps done stay valid.
-    record = {k: v for k, v in result_key(cfg).items() if k not in ("iterations", "max_minutes")}
-    record.update(classes=list(classes), seed=seed, shape=list(shape))
-    return content_key(record, length=None)
-
-
-@contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[list[bool]]:
-    """Turn Ctrl-C (and a scheduler's SIGTERM) into a flag read at the end of a step, so a checkpoint
-    never holds half a step."""
-    flag = [False]
-    signals = (signal.SIGINT, signal.SIGTERM)
-    try:
-        previous = {s: signal.signal(s, lambda *_: flag.__setitem__(0, True)) for s in signals}
-    except ValueError:  # not the main thread: interrupts arrive as usual
-        yield flag
-        return
-    try:
-        yield flag
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
 def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int, device: torch.device,
                  progress: bool = True, checkpoint: Path | None = None, resume: bool = False,
                  callback: Callable[[int, float], None] | None = None,
@@ -121,11 +90,6 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
     shape = (k * ipc, *train.image_shape)
     syn = torch.nn.Parameter(initial_images(train, classes, cfg, seed=seed, device=device))
     optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
-    start, curve = 0, []
-    key = _fingerprint(cfg, classes, seed, shape)
-    if resume and checkpoint is not None and checkpoint.is_file():
-        start, curve = _load_checkpoint(checkpoint, key, syn, optimizer)
-
     net = ConvNet(num_classes=train.num_classes, channels=shape[1], image_size=shape[-1], depth=cfg.depth,
                   width=cfg.width, norm=cfg.norm).to(device)
     net.requires_grad_(False).train()
@@ -168,54 +132,15 @@ def run_matching(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig
             total += float(loss.detach())
         return total
 
-    last_save = began = time.monotonic()
-    done = start
-    bar = tqdm(total=cfg.iterations, initial=start, disable=not progress, desc=f"{cfg.method} ipc{ipc}",
-               unit="it", dynamic_ncols=True)
-    with _deferred_interrupt() as interrupted, bar:
-        for it in range(start, cfg.iterations):
-            init_parameters(net, stream(seed, NET, it))
-            optimizer.zero_grad(set_to_none=True)
-            loss = step_loss(it)
-            if not math.isfinite(loss):
-                raise DistillError(f"the {cfg.method} loss became {loss} at iteration {it}; {nan_hint(cfg)} "
-                                   f"(the last checkpoint is intact)")
+    def step(it: int) -> float:
+        init_parameters(net, stream(seed, NET, it))
+        optimizer.zero_grad(set_to_none=True)
+        loss = step_loss(it)
+        if math.isfinite(loss):  # a NaN is reported by the loop; the images keep their last finite values
             optimizer.step()
-            done = it + 1
-            curve.append((it, loss))
-            bar.set_postfix(loss=f"{loss:.4g}", **(postfix() if postfix is not None else {}), refresh=False)
-            bar.update()
-            if callback is not None:
-                callback(it, loss)
-            out_of_time = cfg.max_minutes is not None and time.monotonic() - began > cfg.max_minutes * 60
-            due = time.monotonic() - last_save > cfg.checkpoint_minutes * 60
-            if checkpoint is not None and (due or interrupted[0] or out_of_time or done == cfg.iterations):
-                _save_checkpoint(checkpoint, key, done, syn, optimizer, curve)
-                last_save = time.monotonic()
-            if interrupted[0]:
-                raise KeyboardInterrupt
-            if out_of_time:
-                break
+        return loss
+
+    done, curve = run_loop(cfg, step, tensors=[syn], optimizers=[optimizer], classes=classes, seed=seed,
+                           shape=shape, progress=progress, checkpoint=checkpoint, resume=resume, callback=callback,
+                           postfix=postfix)
     return MethodOutput(syn.detach().cpu(), done, curve)
-
-
-def _save_checkpoint(path: Path, key: str, iteration: int, syn: Tensor, optimizer: torch.optim.Optimizer,
-                     curve: list[tuple[int, float]]) -> None:
-    momentum = optimizer.state[syn].get("momentum_buffer") if syn in optimizer.state else None
-    atomic_torch_save({"key": key, "iteration": iteration, "images": syn.detach().cpu(),
-                       "momentum": None if momentum is None else momentum.cpu(), "curve": curve}, path)
-
-
-def _load_checkpoint(path: Path, key: str, syn: Tensor, optimizer: torch.optim.Optimizer) -> tuple[int, list]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DistillError(f"checkpoint {path} is unreadable ({type(exc).__name__}); delete it to start over") from None
-    if state.get("key") != key:
-        raise DistillError(f"checkpoint {path} belongs to a run with other settings, classes or seed; "
-                           f"resume with the same command, or delete the checkpoint to start over")
-    with torch.no_grad():
-        syn.copy_(state["images"].to(syn.device))
-    if state["momentum"] is not None:
-        optimizer.state[syn]["momentum_buffer"] = state["momentum"].to(syn.device)
-    return int(state["iteration"]), [tuple(p) for p in state["curve"]]
