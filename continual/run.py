@@ -75,8 +75,7 @@ SPEC = JobSpec(
     logging=(logging.WARNING, "%(levelname)s %(name)s: %(message)s"))
 
 
-def build_parser():
-    return _build_parser(SPEC)
+build_parser = partial(_build_parser, SPEC)  # the parser alone (tests, docs)
 
 
 cli = partial(run_cli, main)  # the console script continual-run

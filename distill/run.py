@@ -106,8 +106,7 @@ SPEC = JobSpec(
     setup=tune_allocator)  # benchmarks/distill_speed.py: 1.1-2x per iteration on CPU
 
 
-def build_parser():
-    return _build_parser(SPEC)
+build_parser = partial(_build_parser, SPEC)  # the parser alone (tests, docs)
 
 
 def load_config(args) -> RunConfig:

@@ -102,8 +102,7 @@ SPEC = JobSpec(
     logging=(logging.INFO, "%(message)s"))
 
 
-def build_parser():
-    return _build_parser(SPEC)
+build_parser = partial(_build_parser, SPEC)  # the parser alone (tests, docs)
 
 
 cli = partial(run_cli, main)  # the console script nas-search
