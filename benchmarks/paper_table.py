@@ -120,7 +120,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     from distill.core.engine import TrainConfig
     from distill.core.hardware import machine_info
     from distill.core.io import write_json
-    from distill.methods import DistillConfig, distill
+    from distill.methods import DistillConfig, _seconds_file, distill
     from distill.core.perf import tune_allocator
     from distill.core.synthetic import SyntheticSet
 
@@ -154,7 +154,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
         synthetic = distill(train, cfg, seed=cell.seed, progress=progress, resume=cell.learned,
                             checkpoint=checkpoint if cell.learned else None)
         synthetic.save(set_file)
-        for done in (checkpoint, checkpoint.with_name(checkpoint.stem + ".seconds.json")):
+        for done in (checkpoint, _seconds_file(checkpoint)):  # and the seconds file distill() keeps beside it
             done.unlink(missing_ok=True)  # the set holds its images and its seconds now
     if synthetic is None:  # the whole training set, 5,000 images a class
         images, labels = train.images, train.labels
