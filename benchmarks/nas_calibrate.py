@@ -29,7 +29,7 @@ from nas import metrics
 from nas.benchmark import load_benchmark
 from nas.config import SearchConfig, nb201_train_config
 from nas.network import resize_images
-from nas.proxies import ProxySet, run_proxy, seeded_subset
+from nas.proxies import ProxySet, Recipe, run_proxy, seeded_subset
 from nas.sampling import sample_candidates
 
 
@@ -64,17 +64,17 @@ def main() -> None:
     out = {"threads": args.threads, "candidates": len(archs), "test_images": len(test_images),
            "batch_size": args.batch_size, "settings": []}
     for channels, cells, resolution, images_seen in args.settings:
-        config = SearchConfig(proxy=["random-matched"], channels=channels, cells_per_stage=cells,
-                              resolution=resolution, device="cpu", progress=False,
-                              train=nb201_train_config(epochs=1, batch_size=args.batch_size))
+        recipe = Recipe.of(SearchConfig(proxy=["random-matched"], channels=channels, cells_per_stage=cells,
+                                        resolution=resolution, device="cpu", progress=False,
+                                        train=nb201_train_config(epochs=1, batch_size=args.batch_size)))
         images, labels = seeded_subset(train, images_seen, args.seed)
         proxy = ProxySet("random-matched", resize_images(images, resolution), labels, epochs=1)
         tests = resize_images(test_images, resolution)
         warm = replace(proxy, images=proxy.images[:2], labels=proxy.labels[:2])
-        run_proxy(archs[0], warm, tests[:2], test_labels[:2], config, num_classes=10, seed=0, device=device)
+        run_proxy(archs[0], warm, tests[:2], test_labels[:2], recipe, num_classes=10, seed=0, device=device)
         outcomes = []
         for i, arch in enumerate(archs):
-            outcomes.append(run_proxy(arch, proxy, tests, test_labels, config, num_classes=10,
+            outcomes.append(run_proxy(arch, proxy, tests, test_labels, recipe, num_classes=10,
                                       seed=args.seed * 100_003 + table.index_of(arch), device=device))
         accuracy = [o.accuracy for o in outcomes]
         tse = [None if o.tse is None else -o.tse for o in outcomes]
@@ -90,11 +90,12 @@ def main() -> None:
         print(json.dumps(out["settings"][-1]), file=sys.stderr, flush=True)
     if args.zero_cost:
         config = SearchConfig(proxy=["synflow"], device="cpu", progress=False)
+        recipe = Recipe.of(config)
         probe, _ = seeded_subset(train, config.probe_images, args.seed)
         for name in ("synflow", "params", "naswot"):
             proxy = ProxySet(name, None, None, 0, probe=probe)
             start = time.perf_counter()
-            scores = [run_proxy(a, proxy, test_images, test_labels, config, num_classes=10, seed=i,
+            scores = [run_proxy(a, proxy, test_images, test_labels, recipe, num_classes=10, seed=i,
                                 device=device).score for i, a in enumerate(archs)]
             out[name] = {"spearman": metrics.spearman(scores, true),
                          "seconds_per_candidate": (time.perf_counter() - start) / len(archs)}

@@ -34,7 +34,9 @@ from distill.methods import distill, get_method, list_methods
 from distill.core.registry import Registry
 from distill.core.seeds import generator, global_seeds
 from distill.core.synthetic import SyntheticSet
-from nas.network import build_network, resize_images
+from distill.core.engine import TrainConfig
+from distill.shell.distributed import World
+from nas.network import FULL_CELLS_PER_STAGE, FULL_CHANNELS, build_network, resize_images
 from nas.zero_cost import naswot, parameter_count, synflow
 
 if TYPE_CHECKING:
@@ -438,10 +440,36 @@ class _Diverged(Exception):
     """Raised from the loss callback to stop a run whose loss is no longer finite."""
 
 
-def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tensor, config: SearchConfig, *,
+@dataclass(frozen=True)
+class Recipe:
+    """How every training proxy trains and tests a candidate: the search settings that :func:`run_proxy` reads.
+
+    Attributes:
+        train: the training recipe (its ``epochs`` are replaced by each set's own).
+        channels, cells_per_stage: the reduced network that training proxies train.
+        bn_recalibrate, bn_recalibrate_images: recompute BatchNorm statistics after training, on at most
+            this many of the set's images (0 = all).
+        rank_by: ``accuracy`` or ``tse`` (:func:`training_score`).
+    """
+
+    train: TrainConfig
+    channels: int = 16
+    cells_per_stage: int = 5
+    bn_recalibrate: bool = True
+    bn_recalibrate_images: int = 500
+    rank_by: str = "accuracy"
+
+    @classmethod
+    def of(cls, config: SearchConfig) -> "Recipe":
+        return cls(config.train, channels=config.channels, cells_per_stage=config.cells_per_stage,
+                   bn_recalibrate=config.bn_recalibrate, bn_recalibrate_images=config.bn_recalibrate_images,
+                   rank_by=config.rank_by)
+
+
+def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tensor, recipe: Recipe, *,
               num_classes: int, seed: int, device: torch.device) -> ProxyOutcome:
     """Score ``arch`` with ``proxy``: a zero-cost score of the full-size network at initialisation, or a
-    fresh reduced network trained on the proxy's set and tested on ``test_images`` (end of training)."""
+    fresh reduced network trained on the proxy's set by ``recipe`` and tested on ``test_images`` (end of training)."""
     from dataclasses import replace
 
     start = time.perf_counter()
@@ -450,8 +478,8 @@ def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tens
         score = float(get_proxy(proxy.name).zero_cost(model, proxy.probe.to(device)))
         return ProxyOutcome(score=score, accuracy=None, tse=None, seconds=time.perf_counter() - start,
                             train_seconds=0.0, images_seen=0)
-    model = make_candidate(arch, num_classes, in_channels=proxy.images.shape[1], seed=seed, channels=config.channels,
-                           cells_per_stage=config.cells_per_stage)
+    model = make_candidate(arch, num_classes, in_channels=proxy.images.shape[1], seed=seed, channels=recipe.channels,
+                           cells_per_stage=recipe.cells_per_stage)
     losses: list[float] = []
 
     def log_loss(loss: float) -> None:
@@ -461,15 +489,15 @@ def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tens
 
     diverged = False
     try:
-        train_network(model, proxy.images, proxy.labels, replace(config.train, epochs=proxy.epochs), seed=seed,
+        train_network(model, proxy.images, proxy.labels, replace(recipe.train, epochs=proxy.epochs), seed=seed,
                       device=device, loss_callback=log_loss)
     except _Diverged:
         diverged = True
     trained = time.perf_counter()  # training alone: the whole-dataset estimate scales this per image
     images_seen = len(proxy.images) * proxy.epochs
-    if not diverged and config.bn_recalibrate:
-        recalibrate_batchnorm(model, spread(proxy.images, config.bn_recalibrate_images),
-                              batch_size=config.train.batch_size, device=device)
+    if not diverged and recipe.bn_recalibrate:
+        recalibrate_batchnorm(model, spread(proxy.images, recipe.bn_recalibrate_images),
+                              batch_size=recipe.train.batch_size, device=device)
     # A huge step can leave finite losses but broken weights (NaN logits score as one class, ~10 %).
     diverged = diverged or not _finite(model, spread(proxy.images, 64), device)
     if diverged:
@@ -478,8 +506,99 @@ def run_proxy(arch: str, proxy: ProxySet, test_images: Tensor, test_labels: Tens
     accuracy = float(test_accuracy(model, test_images, test_labels, device=device))
     tse = float(sum(losses))
     end = time.perf_counter()
-    return ProxyOutcome(score=training_score(accuracy, tse, config.rank_by), accuracy=accuracy, tse=tse,
+    return ProxyOutcome(score=training_score(accuracy, tse, recipe.rank_by), accuracy=accuracy, tse=tse,
                         seconds=end - start, train_seconds=trained - start, images_seen=images_seen)
+
+
+_WARM_ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+
+
+@dataclass
+class ProxyBench:
+    """Everything a search scores candidates with, resolved once from its settings (:func:`prepare_bench`).
+
+    Attributes:
+        proxies: each proxy's set, in the order of ``--proxy``.
+        test_images, test_labels: the real test images (at the proxy resolution) that score a trained candidate.
+        recipe: how training proxies train and test.
+        num_classes: classes of the dataset.
+        resolution: the image side training proxies work at.
+        full_network: whether training proxies train the benchmark's full-size network at the dataset's
+            resolution (only then is a whole-dataset cost estimated).
+        budget: image passes of a candidate on the ipc sets (what ``random-matched`` spends).
+    """
+
+    proxies: dict[str, ProxySet]
+    test_images: Tensor
+    test_labels: Tensor
+    recipe: Recipe
+    num_classes: int
+    resolution: int
+    full_network: bool
+    budget: int
+
+    def score(self, arch: str, name: str, *, seed: int, device: torch.device) -> ProxyOutcome:
+        """``arch`` scored by proxy ``name`` from the initialisation ``seed``."""
+        return run_proxy(arch, self.proxies[name], self.test_images, self.test_labels, self.recipe,
+                         num_classes=self.num_classes, seed=seed, device=device)
+
+    def warm_up(self, device: torch.device) -> None:
+        """One throwaway run per kind of proxy, so that lazy kernel initialisation is not billed to the first
+        candidate."""
+        from dataclasses import replace
+
+        training = [p for p in self.proxies.values() if p.trains]
+        if training:
+            warm = replace(training[0], images=training[0].images[:2], labels=training[0].labels[:2], epochs=1)
+            run_proxy(_WARM_ARCH, warm, warm.images, warm.labels, self.recipe, num_classes=self.num_classes,
+                      seed=0, device=device)
+        free = next((p for p in self.proxies.values() if not p.trains), None)
+        if free is not None:
+            run_proxy(_WARM_ARCH, free, torch.empty(0), torch.empty(0), self.recipe, num_classes=self.num_classes,
+                      seed=0, device=device)
+
+    def describe(self, device: torch.device) -> dict:
+        """What results.json says about the proxies: the test images, the network, the budgets, the sets and
+        what the training engine used for each training proxy (precision, compiled, layout, steps)."""
+        from dataclasses import replace
+
+        from distill.core.engine import plan
+
+        return {
+            "test_images": int(len(self.test_images)),
+            "proxy_network": {"channels": self.recipe.channels, "cells_per_stage": self.recipe.cells_per_stage,
+                              "resolution": self.resolution, "full_size": self.full_network,
+                              "zero_cost_proxies_score": f"the full-size network (C={FULL_CHANNELS}, "
+                                                         f"N={FULL_CELLS_PER_STAGE}) at the dataset's resolution"},
+            "budget": {"small_set_images_seen": self.budget,
+                       "images_seen": {n: int(len(p.images)) * p.epochs for n, p in self.proxies.items() if p.trains}},
+            "proxy_sets": {n: p.description for n, p in self.proxies.items()},
+            "train_engine": {n: plan(replace(self.recipe.train, epochs=p.epochs), len(p.images), device).to_dict()
+                             for n, p in self.proxies.items() if p.trains},
+        }
+
+
+def prepare_bench(config: SearchConfig, train: ClassDataset, test: ClassDataset, *, world: World,
+                  device: torch.device, progress: bool) -> ProxyBench:
+    """Every proxy's set (the missing distilled ones shared out over the processes, then cached), the test
+    images and the recipe: what :meth:`ProxyBench.score` needs, resolved from ``config`` once."""
+    if train.num_classes != test.num_classes:
+        raise DistillError("training and test sets have different classes; use one dataset")
+    distilled_now = missing_from_cache(config, train)
+    world.barrier()  # every rank knows which sets are missing before any is written
+    # The missing sets are shared out over the processes (with two, DataDAM and DM distil side by side).
+    for i, method in enumerate(m for m in config.proxy if m in distilled_now):
+        if i % world.size == world.rank:
+            distilled_set(config, method, train, device=device, progress=config.progress)
+    world.barrier()  # every set is in the cache now
+    proxies = build_proxy_sets(config, train, device=device, progress=progress, distilled_now=distilled_now)
+    resolution = proxy_resolution(config, train)
+    test_images, test_labels = seeded_subset(test, config.test_images, config.seed)
+    full_network = (config.channels, config.cells_per_stage, resolution) == (
+        FULL_CHANNELS, FULL_CELLS_PER_STAGE, int(train.images.shape[-1]))
+    return ProxyBench(proxies, resize_images(test_images, resolution), test_labels, Recipe.of(config),
+                      num_classes=train.num_classes, resolution=resolution, full_network=full_network,
+                      budget=matched_budget(config, train.num_classes))
 
 
 def training_score(accuracy: float | None, tse: float | None, rank_by: str) -> float | None:
@@ -487,7 +606,7 @@ def training_score(accuracy: float | None, tse: float | None, rank_by: str) -> f
     return accuracy if rank_by == "accuracy" else (None if tse is None else -tse)
 
 
-__all__ = ["build_proxy_sets", "check_set", "distilled_set", "get_proxy", "list_proxies", "load_synthetic_files",
+__all__ = ["build_proxy_sets", "prepare_bench", "ProxyBench", "Recipe", "check_set", "distilled_set", "get_proxy", "list_proxies", "load_synthetic_files",
            "make_candidate", "matched_budget", "missing_from_cache", "proxy_resolution", "ProxyOutcome", "ProxySet",
            "ProxySpec", "recalibrate_batchnorm", "register_training_proxy", "register_zero_cost_proxy", "run_proxy",
            "seeded_subset", "set_epochs", "SetBuilder", "SetContext", "sets_to_distill", "spread", "training_score", "ZeroCostScore"]

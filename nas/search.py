@@ -14,7 +14,8 @@ from distill.core.errors import DistillError
 from distill.shell.runner import Job, JobSpec, build_parser as _build_parser, run_job
 from nas.benchmark import load_benchmark
 from nas.config import SearchConfig
-from nas.experiment import format_summary, load_progress, run_search
+from nas.experiment import load_progress, run_search
+from nas.report import format_summary
 
 __all__ = ["PRESET_NAMES", "PRESETS", "SPEC", "build_parser", "main"]
 

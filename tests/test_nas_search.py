@@ -121,7 +121,7 @@ def test_tiny_run_writes_results(tmp_path, tiny_synthetic):
 
 def test_tse_is_the_sum_of_the_logged_training_losses(monkeypatch):
     import nas.proxies as proxies_module
-    from nas.proxies import ProxySet, run_proxy
+    from nas.proxies import ProxySet, Recipe, run_proxy
 
     logged: list[float] = []
     real = proxies_module.train_network
@@ -138,7 +138,7 @@ def test_tse_is_the_sum_of_the_logged_training_losses(monkeypatch):
     proxy = ProxySet("random", data.images, data.labels, epochs=2)
     for rank_by in ("accuracy", "tse"):
         logged.clear()
-        outcome = run_proxy(BEST, proxy, data.images, data.labels, _config(batch_size=8, rank_by=rank_by),
+        outcome = run_proxy(BEST, proxy, data.images, data.labels, Recipe.of(_config(batch_size=8, rank_by=rank_by)),
                             num_classes=10, seed=0, device=torch.device("cpu"))
         assert len(logged) == 2 * 4  # 2 epochs x ceil(30 / 8) minibatches
         assert outcome.tse == pytest.approx(sum(logged)) and outcome.tse > 0
@@ -166,12 +166,12 @@ def test_diverged_candidates_are_flagged_and_counted(tmp_path):
 
 
 def test_tied_scores_say_why_rho_is_na(tmp_path, monkeypatch):
-    from nas.proxies import ProxyOutcome
+    from nas.proxies import ProxyBench, ProxyOutcome
 
     def constant(*args, **kwargs):
         return ProxyOutcome(score=13.0, accuracy=13.0, tse=5.0, seconds=0.01, train_seconds=0.01, images_seen=10)
 
-    monkeypatch.setattr(experiment, "run_proxy", constant)
+    monkeypatch.setattr(ProxyBench, "score", constant)
     results = experiment.run_search(_config(proxy=["random"], num_archs=3), tmp_path / "run", train=_tiny(4, 0),
                                     test=_tiny(2, 1), benchmark=load_benchmark())
     s = results["summary"]["random"]
@@ -243,13 +243,15 @@ def test_resume_skips_finished_candidates(tmp_path, tiny_synthetic, monkeypatch)
     out = tmp_path / "run"
     train, test = _tiny(4, 0), _tiny(2, 1)
     calls = []
-    real = experiment.run_proxy
+    from nas.proxies import ProxyBench
 
-    def counting(arch, proxy, *args, **kwargs):
-        calls.append((arch, proxy.name))
-        return real(arch, proxy, *args, **kwargs)
+    real = ProxyBench.score
 
-    monkeypatch.setattr(experiment, "run_proxy", counting)
+    def counting(self, arch, name, **kwargs):
+        calls.append((arch, name))
+        return real(self, arch, name, **kwargs)
+
+    monkeypatch.setattr(ProxyBench, "score", counting)
     config = _config(synthetic=[str(tiny_synthetic)])
     experiment.run_search(config, out, train=train, test=test, benchmark=load_benchmark())
     first = list(calls)
@@ -383,13 +385,13 @@ def test_images_seen_budget_sets_the_epochs_and_the_matched_subset():
 
 def test_bootstrap_intervals_only_in_the_final_results(tmp_path, monkeypatch, tiny_synthetic):
     calls = []
-    real = experiment.metrics.spearman_interval
+    real = metrics.spearman_interval
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(experiment.metrics, "spearman_interval", counting)
+    monkeypatch.setattr(metrics, "spearman_interval", counting)
     config = _config(synthetic=[str(tiny_synthetic)], proxy=["datadam", "params"], num_archs=3)
     results = experiment.run_search(config, tmp_path / "run", train=_tiny(4, 0), test=_tiny(2, 1),
                                     benchmark=load_benchmark())
