@@ -130,8 +130,11 @@ def main() -> None:
                 "classes": classes, "per_class": per_class, "smoke": args.smoke, "preset": args.preset}
     # A rerun with the same settings keeps the rows measured (each is written as it lands) and adds the rest.
     earlier = json.loads(out.read_text()) if out.is_file() else {}
+    # Ratios compare rows of one machine: rows measured on another CPU model are left behind (their file is kept
+    # by git), not mixed in.
     same = {k: v for k, v in earlier.get("settings", {}).items() if k not in ("ipcs", "methods")} == \
-        {k: v for k, v in settings.items() if k not in ("ipcs", "methods")}
+        {k: v for k, v in settings.items() if k not in ("ipcs", "methods")} and \
+        earlier.get("machine", {}).get("cpu_model") == machine_info(args.device).get("cpu_model")
     records = [r for r in earlier.get("records", []) if same and "error" not in r]
     loads = [earlier["machine"].get("load_average")] if same and records else []
     for ipc in ipcs:
