@@ -125,3 +125,27 @@ def test_cuda_bf16_compiled_step_trains(tiny_dataset):
                seed=0, device="cuda", loss_callback=losses.append)
     assert used.precision == "bf16" and used.compiled
     assert sum(losses[-3:]) < sum(losses[:3])
+
+
+def test_batch_callback_sees_every_image_once_per_epoch_with_its_prediction(tiny_dataset):
+    from distill.core.engine import TrainConfig, fit
+    from distill.core.networks import ConvNet
+
+    seen: list[torch.Tensor] = []
+    right: list[torch.Tensor] = []
+
+    def record(idx: torch.Tensor, correct: torch.Tensor) -> None:
+        assert correct.dtype == torch.bool and correct.shape == idx.shape
+        seen.append(idx.clone())
+        right.append(correct.clone())
+
+    net = ConvNet(num_classes=3, channels=3, image_size=32, depth=2, width=8)
+    config = TrainConfig(epochs=3, batch_size=16, lr=0.01, dsa=False, precision="fp32", compile=False)
+    fit(net, tiny_dataset.images, tiny_dataset.labels, config, seed=0, batch_callback=record)
+    per_epoch = -(-len(tiny_dataset) // 16)
+    assert len(seen) == 3 * per_epoch
+    for epoch in range(3):
+        positions = torch.cat(seen[epoch * per_epoch:(epoch + 1) * per_epoch])
+        assert sorted(positions.tolist()) == list(range(len(tiny_dataset)))
+    # the trained net classifies these separable classes better at the end than at the start
+    assert torch.cat(right[-per_epoch:]).float().mean() > torch.cat(right[:per_epoch]).float().mean()

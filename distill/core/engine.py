@@ -116,11 +116,12 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def _loss(model: nn.Module, x: Tensor, y: Tensor, precision: str, device_type: str) -> Tensor:
-    """The training loss; under bf16 only the layers autocast lists run in bf16, the loss is fp32."""
+def _loss(model: nn.Module, x: Tensor, y: Tensor, precision: str, device_type: str) -> tuple[Tensor, Tensor]:
+    """The training loss and whether each image was classified right (read from the same forward, before the
+    step); under bf16 only the layers autocast lists run in bf16, the loss is fp32."""
     with autocast(precision, torch.device(device_type)):
         logits = model(x)
-    return nn.functional.cross_entropy(logits.float(), y)
+    return nn.functional.cross_entropy(logits.float(), y), logits.detach().argmax(1) == y
 
 
 #: Compiled graphs kept for the one compiled loss: one per (architecture, batch shape) seen in a process.
@@ -172,12 +173,15 @@ def check_finite(loss: Tensor) -> None:
 
 def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,
         device: torch.device | str = "cpu", progress: bool = False,
-        loss_callback: Callable[[float], None] | None = None) -> EnginePlan:
+        loss_callback: Callable[[float], None] | None = None,
+        batch_callback: Callable[[Tensor, Tensor], None] | None = None) -> EnginePlan:
     """Train ``model`` in place from the weights it has and leave it in eval mode; returns the plan used.
 
     Shuffling and augmentation come from ``seed``; the end-of-training weights are kept (no early
     stopping on test data). ``loss_callback`` is called with every minibatch's training loss (a host
-    sync per step; without it the loss is read once per epoch, to stop on NaN).
+    sync per step; without it the loss is read once per epoch, to stop on NaN). ``batch_callback`` is
+    called with every minibatch's positions in ``images`` and whether each was classified right by the
+    forward that made the loss, before the step (what forgetting counts).
     """
     check_set(images, labels)
     device = torch.device(device)
@@ -195,9 +199,11 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
         for start in range(0, len(images), config.batch_size):
             idx = order[start:start + config.batch_size]
             x = dsa(images[idx], augment, siamese=False).contiguous(memory_format=layout)
-            loss = loss_fn(model, x, labels[idx], run.precision, device.type)
+            loss, correct = loss_fn(model, x, labels[idx], run.precision, device.type)
             if loss_callback is not None:
                 loss_callback(float(loss.detach()))
+            if batch_callback is not None:
+                batch_callback(idx, correct)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

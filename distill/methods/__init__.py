@@ -174,6 +174,9 @@ class DistillConfig:
                                                             "min": 1})
     expert_train_epochs: int | None = field(default=None, metadata={"key": "when set", "help": "mtt: epochs per expert (50)",
                                                                     "min": 1})
+    counting_epochs: int | None = field(default=None, metadata={"key": "when set",
+        "help": "forgetting: epochs of the network whose forgetting events are counted (200, as Toneva et al.)",
+        "min": 1})
     init: str = field(default="real", metadata={
         "help": "real (random real images) | noise | PATH of a saved set to start from: a synthetic.pt (say a "
                 "herding selection), an {images, labels} file, or the DataDAM code's X_images.pt beside X_labels.pt"})

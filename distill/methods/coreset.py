@@ -7,26 +7,27 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from distill.core.cache import cache_dir, content_key
 from distill.core.data import ClassDataset
+from distill.core.engine import TrainConfig, fit, plan
 from distill.core.errors import DistillError
 from distill.core.store import load_entry, save_entry
 from distill.methods import DistillConfig, MethodOutput, register_method
 from distill.methods.selection import _READS, _check_enough
 from distill.core.networks import ConvNet, init_parameters
-from distill.core.seeds import FORGET_NET, FORGET_SHUFFLE, FORGET_TIES, HERDING, KCENTER_START, stream
+from distill.core.seeds import FORGET_NET, FORGET_SHUFFLE, FORGET_TIES, HERDING, KCENTER_START, seed_of, stream
 
 log = logging.getLogger(__name__)
 
-#: Forgetting's training run (Toneva et al. train 200 epochs; this is sized for a CPU: on 2 cores
-#: one epoch over CIFAR-10's 50,000 images costs minutes, and the counts are cached for every ipc).
-FORGETTING_EPOCHS = 10
+#: Forgetting's counting run, as Toneva et al. train CIFAR-10 (200 epochs, until the counts settle); it runs
+#: on the training engine (bf16 and compiled where the machine affords them) and is cached for every ipc.
+FORGETTING_EPOCHS = 200
 FORGETTING_BATCH = 128
 FORGETTING_LR = 0.01
 #: Bump when the counting or training changes, so that stale cached counts are not reused.
-_FORGETTING_VERSION = 1
+_FORGETTING_VERSION = 2
 
 
 def _random_encoder(train: ClassDataset, c: int, cfg: DistillConfig, seed: int, device: torch.device) -> ConvNet:
@@ -118,7 +119,7 @@ def forgetting_scores(train: ClassDataset, classes: Sequence[int], cfg: DistillC
     prediction is read from its training minibatch before the step, as Toneva et al. do.
     """
     index = torch.cat([train.indices_of(c) for c in classes])
-    path = _forgetting_cache(train, classes, cfg, seed, epochs)
+    path = _forgetting_cache(train, classes, cfg, seed, epochs, plan(counting_recipe(epochs), len(index), device).precision)
     cached = load_entry(path)  # checked against its digest; a damaged entry is deleted and recomputed
     if isinstance(cached, Tensor) and cached.shape == (len(index),):
         return cached
@@ -133,45 +134,43 @@ def forgetting_scores(train: ClassDataset, classes: Sequence[int], cfg: DistillC
 
 
 def _forgetting_cache(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, seed: int,
-                      epochs: int) -> Path:
-    """The cache file of the counts: keyed by the images of ``classes`` (content), the seed and the training."""
-    key = content_key({"v": _FORGETTING_VERSION, "seed": seed, "epochs": epochs, "depth": cfg.depth,
-                                 "width": cfg.width, "norm": cfg.norm, "batch": FORGETTING_BATCH,
-                                 "lr": FORGETTING_LR, "classes": list(classes), "num_classes": train.num_classes,
-                                 "shape": list(train.image_shape)},
+                      epochs: int, precision: str) -> Path:
+    """The cache file of the counts: keyed by the images of ``classes`` (content), the seed, the network and
+    the training recipe with the precision it ran at."""
+    from dataclasses import asdict
+
+    key = content_key({"v": _FORGETTING_VERSION, "seed": seed, "depth": cfg.depth, "width": cfg.width,
+                       "norm": cfg.norm, "recipe": asdict(counting_recipe(epochs)), "precision": precision,
+                       "classes": list(classes), "num_classes": train.num_classes,
+                       "shape": list(train.image_shape)},
                       *(train.images_of(c) for c in classes), length=16)  # and the images' content
     return cache_dir() / "forgetting" / f"events-{key}.pt"
 
 
+def counting_recipe(epochs: int) -> TrainConfig:
+    """How forgetting's network trains: SGD at a constant rate, no augmentation, so that a prediction depends on
+    the image and the weights only."""
+    return TrainConfig(epochs=epochs, batch_size=FORGETTING_BATCH, lr=FORGETTING_LR, momentum=0.9,
+                       weight_decay=5e-4, lr_decay=1.0, dsa=False)
+
+
 def _train_and_count(train: ClassDataset, index: Tensor, cfg: DistillConfig, *, seed: int,
                      device: torch.device, epochs: int, progress: bool) -> Tensor:
-    from tqdm.auto import tqdm
-
     net = ConvNet(num_classes=train.num_classes, channels=train.image_shape[0], image_size=train.image_shape[-1],
                   depth=cfg.depth, width=cfg.width, norm=cfg.norm or "instancenorm")
-    net = init_parameters(net, stream(seed, FORGET_NET)).to(device).train()
-    optimizer = torch.optim.SGD(net.parameters(), lr=FORGETTING_LR, momentum=0.9, weight_decay=5e-4)
-    loss_fn = nn.CrossEntropyLoss()
+    net = init_parameters(net, stream(seed, FORGET_NET))
     counter = ForgettingCounter(len(index))
-    shuffle = stream(seed, FORGET_SHUFFLE)
-    for _ in tqdm(range(epochs), disable=not progress, desc="forgetting", unit="ep", leave=False):
-        order = torch.randperm(len(index), generator=shuffle)
-        for start in range(0, len(index), FORGETTING_BATCH):
-            idx = order[start:start + FORGETTING_BATCH]
-            logits = net(train.images[index[idx]].to(device))
-            y = train.labels[index[idx]].to(device)
-            counter.update(idx, logits.argmax(1) == y)
-            loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    fit(net, train.images[index], train.labels[index], counting_recipe(epochs),
+        seed=seed_of(stream(seed, FORGET_SHUFFLE)), device=device, progress=progress, batch_callback=counter.update)
     return counter.scores()
 
 
-@register_method("forgetting", reads=_READS, per_class=False, color="tab:brown")
+@register_method("forgetting", reads=(*_READS, "counting_epochs"), per_class=False, color="tab:brown",
+                 defaults=lambda ipc: {"counting_epochs": FORGETTING_EPOCHS})
 def forgetting(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
-               device: torch.device, epochs: int = FORGETTING_EPOCHS) -> MethodOutput:
-    """Per class, the ``ipc`` images forgotten most often while a ConvNet trains on the images of ``classes``.
+               device: torch.device) -> MethodOutput:
+    """Per class, the ``ipc`` images forgotten most often while a ConvNet trains ``cfg.counting_epochs`` epochs on
+    the images of ``classes``.
 
     Never-learned images count as forgotten infinitely often (Toneva et al.), so they come first; ties
     are broken in a seeded random order. The network is trained on ``classes`` together (a forgetting
@@ -183,7 +182,7 @@ def forgetting(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, 
                            f"pass two classes or more (or use kcenter or herding for one class at a time)")
     for c in classes:
         _check_enough(train, c, cfg.ipc)
-    scores = forgetting_scores(train, classes, cfg, seed=seed, device=device, epochs=epochs)
+    scores = forgetting_scores(train, classes, cfg, seed=seed, device=device, epochs=cfg.counting_epochs)
     parts, start = [], 0
     for c in classes:
         images = train.images_of(c)
