@@ -18,13 +18,18 @@ from distill.core.cache import fingerprint
 from distill.core.settings import checked, resolve_config
 from distill.core.errors import DistillError
 from distill.core.evaluate import TrainConfig
-from distill.methods import DistillConfig
-from nas.proxies import DEFAULT_SETS
+from distill.methods import DistillConfig, list_methods
 from nas.sampling import SPACES
 
-#: The default proxies: the sets of the methods the paper's NAS table compares (the registry's "nas" entries),
-#: then the real-data and zero-cost proxies (``nas.proxies.list_proxies`` lists every one).
-DEFAULT_PROXIES = (*DEFAULT_SETS, "random-matched", "early-stop", "synflow", "params", "naswot")
+#: The default proxies besides the methods' sets: the real-data and zero-cost ones.
+OTHER_PROXIES = ("random-matched", "early-stop", "synflow", "params", "naswot")
+
+
+def default_proxies() -> list[str]:
+    """The sets of the methods the paper's NAS table compares (the registry's "nas" entries, read now, so that a
+    method registered later counts), then the real-data and zero-cost proxies (``nas.proxies.list_proxies``
+    lists every one)."""
+    return [*list_methods("nas"), *OTHER_PROXIES]
 
 #: What a training proxy ranks candidates by (zero-cost proxies rank by their own score).
 RANK_BY = ("accuracy", "tse")
@@ -51,8 +56,8 @@ class SearchConfig:
         "help": "at least this fraction of the candidates comes from the top quintile of true accuracy: a "
                 "uniform draw topped up with seeded top-quintile draws (0 = uniform only)", "min": 0.0, "max": 1.0,
         "resume": "extend"})
-    proxy: list[str] = field(default_factory=lambda: list(DEFAULT_PROXIES), metadata={
-        "help": "proxies to rank with: " + ",".join(DEFAULT_PROXIES), "resume": "extend"})
+    proxy: list[str] = field(default_factory=default_proxies, metadata={
+        "help": "proxies to rank with (default: " + ",".join(default_proxies()) + ")", "resume": "extend"})
     seed: int = field(default=0, metadata={"help": "seed of the candidate sample, subsets, distillation, training",
                                            "min": 0})
     dataset: str = field(default="cifar10", metadata={"help": "cifar10 | cifar100 (true accuracies from the table)"})
@@ -145,5 +150,5 @@ def namespace_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return flag_values(args, SearchConfig)
 
 
-__all__ = ["DEFAULT_PROXIES", "RANK_BY", "namespace_overrides", "nb201_train_config", "resolve_search_config",
+__all__ = ["OTHER_PROXIES", "default_proxies", "RANK_BY", "namespace_overrides", "nb201_train_config", "resolve_search_config",
            "SearchConfig"]
