@@ -45,7 +45,16 @@ NETS = 5
 WHOLE, WHOLE_EPOCHS = "whole", 30
 #: The paper's CIFAR-10 ConvNet figures (DataDAM, ICCV 2023, Table 1; coresets from DC's Table 1), mean ± std:
 #: one copy, with its sources, in accuracy_vs_ipc.py.
-from accuracy_vs_ipc import PAPER, PAPER_WHOLE  # noqa: E402
+from accuracy_vs_ipc import PAPER as PAPER_COMPARED, PAPER_WHOLE  # noqa: E402
+
+#: The other distillation methods' CIFAR-10 means in the DataDAM paper's Table 1, at ipc 1 and 10 (issue 20 quotes
+#: them; no std is quoted, so none is drawn).
+PAPER_BASELINES = {"dc": {1: (28.3, None), 10: (44.9, None)}, "dsa": {1: (28.8, None), 10: (52.1, None)},
+                   "mtt": {1: (31.9, None), 10: (56.4, None)}, "cafe": {1: (31.6, None), 10: (50.9, None)}}
+PAPER = {**PAPER_COMPARED, **PAPER_BASELINES}
+#: The baselines' own iteration counts (their public code's defaults: DC/DSA 1000 outer iterations, MTT 5000,
+#: CAFE 1000 like DC), which their cells use instead of DataDAM's 8000.
+BASELINE_ITERATIONS = {"dc": 1000, "dsa": 1000, "mtt": 5000, "cafe": 1000}
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,10 @@ def _cells() -> list[Cell]:
     cells += [Cell(method, 50) for method in ("datadam", "dm")]
     cells += [Cell("datadam", ipc, variant="official") for ipc in (1, 10)]  # 2. the other variant
     cells += [Cell(method, 50) for method in ("random", "herding", "kcenter")]
+    # 3. forgetting, once its 200 counting epochs (~1.5 h on 2 cores, cached for every ipc) are spent
+    cells += [Cell("forgetting", ipc) for ipc in (1, 10, 50)]
+    # issue 20: the other methods at ipc 1, at their own iteration counts (DC/DSA ~5 s an iteration here)
+    cells += [Cell(method, 1, iterations=BASELINE_ITERATIONS[method]) for method in ("dc", "dsa", "mtt", "cafe")]
     return cells
 
 
@@ -123,6 +136,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     from distill.methods import DistillConfig, _seconds_file, distill
     from distill.core.perf import tune_allocator
     from distill.core.synthetic import SyntheticSet
+    from distill.core.zca import whiten_dataset, zca_of
 
     tune_allocator()
     path = cell_path(directory, cell)
@@ -167,6 +181,8 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
         synthetic.save(directory / f"{cell.name}.pt")  # small: anyone can evaluate it with their own code
     write_json(path, record)
     test = load_dataset("cifar10", "test")
+    if synthetic is not None and zca_of(synthetic) is not None:  # MTT's sets: whitened images, test images alike
+        test = whiten_dataset(test, zca_of(synthetic))
     for protocol in cell.protocols:
         config, kwargs = protocol_setup(protocol, TrainConfig(epochs=cell.iterations if cell.method == WHOLE
                                                               else epochs[protocol]))
@@ -247,18 +263,26 @@ def table_rows(records: list[dict]) -> list[dict]:
                          "init": r.get("init", "real"),
                          "protocol": protocol, "runs": runs, "mean": statistics.fmean(runs),
                          "std": statistics.pstdev(runs) if len(runs) > 1 else 0.0, "nets": len(runs),
-                         "epochs": ev["epochs"], "iterations": r["iterations"] if r["method"] in ("datadam", "dm") else 0,
+                         "epochs": ev["epochs"], "iterations": r["iterations"] if _learned(r["method"]) else 0,
                          "batch_real": r["batch_real"]})
     return rows
 
 
+def _learned(method: str) -> bool:
+    from distill.methods import get_method
+
+    return method != WHOLE and get_method(method).iterates
+
+
 def _label(row: dict) -> str:
-    if row["method"] == "datadam":
-        return f"DataDAM ({row['variant']})" + (f", init {row['init']}" if row.get("init", "real") != "real" else "")
+    """The registry's label, with the variant where the method has variants and the start where it is not real."""
+    from distill.methods import get_method
+
     if row["method"] == WHOLE:
         return f"whole dataset ({row['epochs']} epochs)"
-    return {"dm": "DM", "random": "random", "herding": "herding", "kcenter": "K-Center",
-            "forgetting": "forgetting"}.get(row["method"], row["method"])
+    spec = get_method(row["method"])
+    label = f"{spec.label} ({row['variant']})" if spec.variants else spec.label
+    return label + (f", init {row['init']}" if row.get("init", "real") != "real" else "")
 
 
 def render_markdown(records: list[dict]) -> str:
@@ -320,18 +344,24 @@ def plot(records: list[dict], path: Path) -> None:
     from distill.plot import save_figure
 
     rows = table_rows(records)
-    colours = {"DataDAM (paper)": "tab:red", "DataDAM (official)": "tab:orange", "DM": "tab:blue",
-               "herding": "tab:green", "K-Center": "tab:purple", "random": "tab:gray"}
-    paper_key = {"DataDAM (paper)": "datadam", "DM": "dm", "herding": "herding", "K-Center": "kcenter",
-                 "random": "random"}
+    from distill.methods import get_method
+
+    # One line per label (a method, its variant and its start), in the registry's colour; DataDAM's other
+    # variant a shade apart. The paper's figure of the method (its default variant) as a star.
+    lines: dict[str, tuple[str, str | None]] = {}
+    for r in rows:
+        if r["method"] != WHOLE:
+            spec = get_method(r["method"])
+            default = r["variant"] == "paper" and r["init"] == "real"
+            lines.setdefault(_label(r), (spec.color if default else "tab:orange", r["method"] if default else None))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     for ax, protocol in zip(axes, ("dm", "official")):
-        for label, colour in colours.items():
+        for label, (colour, paper_method) in lines.items():
             mine = sorted((r for r in rows if _label(r) == label and r["protocol"] == protocol), key=lambda r: r["ipc"])
             if mine:
                 ax.errorbar([r["ipc"] for r in mine], [r["mean"] for r in mine], yerr=[r["std"] for r in mine],
                             color=colour, marker="o", capsize=3, label=label)
-            paper = PAPER.get(paper_key.get(label, ""), {})
+            paper = PAPER.get(paper_method or "", {})
             if paper and mine:
                 ax.scatter(list(paper), [v[0] for v in paper.values()], color=colour, marker="*", s=90,
                            edgecolor="black", linewidths=0.5, zorder=5)
