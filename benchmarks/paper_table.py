@@ -47,10 +47,12 @@ WHOLE, WHOLE_EPOCHS = "whole", 30
 #: one copy, with its sources, in accuracy_vs_ipc.py.
 from accuracy_vs_ipc import PAPER as PAPER_COMPARED, PAPER_WHOLE  # noqa: E402
 
-#: The other distillation methods' CIFAR-10 means in the DataDAM paper's Table 1, at ipc 1 and 10 (issue 20 quotes
-#: them; no std is quoted, so none is drawn).
-PAPER_BASELINES = {"dc": {1: (28.3, None), 10: (44.9, None)}, "dsa": {1: (28.8, None), 10: (52.1, None)},
-                   "mtt": {1: (31.9, None), 10: (56.4, None)}, "cafe": {1: (31.6, None), 10: (50.9, None)}}
+#: The other distillation methods' CIFAR-10 means in the DataDAM paper's Table 1 (docs/METHOD.md §8; no std is
+#: quoted there, so none is drawn).
+PAPER_BASELINES = {"dc": {1: (28.3, None), 10: (44.9, None), 50: (53.9, None)},
+                   "dsa": {1: (28.8, None), 10: (52.1, None), 50: (60.6, None)},
+                   "mtt": {1: (31.9, None), 10: (56.4, None), 50: (65.9, None)},
+                   "cafe": {1: (31.6, None), 10: (50.9, None), 50: (62.3, None)}}
 PAPER = {**PAPER_COMPARED, **PAPER_BASELINES}
 #: The baselines' own iteration counts (their public code's defaults: DC/DSA 1000 outer iterations, MTT 5000,
 #: CAFE 1000 like DC), which their cells use instead of DataDAM's 8000.
