@@ -113,8 +113,12 @@ def main() -> None:
                         "20 student steps); default: the paper's settings")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per (method, ipc) before it is skipped")
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/distill-cost[-smoke].json)")
+    parser.add_argument("--render", default=None, metavar="FILE", help="print FILE's table as markdown and stop")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.render is not None:
+        print(render(json.loads(Path(args.render).read_text())))
+        return
     if args.child is not None:
         print(json.dumps(_child(json.loads(args.child))))
         return
@@ -159,6 +163,34 @@ def main() -> None:
             _write(out, settings, records, args.device, loads)
     _write(out, settings, records, args.device, loads)
     print(f"wrote {out}")
+
+
+def render(data: dict) -> str:
+    """The table as markdown: per method and ipc, seconds per iteration, its ratio to DM and the paper's ratio."""
+    ipcs = sorted({r["ipc"] for r in data["records"]})
+    methods = list(dict.fromkeys(r["method"] for r in data["records"]))
+    machine = data["machine"]
+    lines = [f"{machine.get('cpu_model', '?')}, {data['settings']['threads']} threads, "
+             f"{'native' if machine.get('native_bf16') else 'no native'} bf16; load average "
+             f"{', '.join(f'{x:.1f}' for x in machine.get('load_average') or [])}; "
+             f"{data['settings']['iters']} timed iterations after one untimed, preset {data['settings']['preset']}.",
+             "", "| method | " + " | ".join(f"ipc {i}: s/it (× DM) [paper × DM] | peak RSS MB" for i in ipcs) + " |",
+             "|---|" + "---|---|" * len(ipcs)]
+    for m in methods:
+        cells = []
+        for i in ipcs:
+            r = next((r for r in data["records"] if r["method"] == m and r["ipc"] == i), None)
+            if r is None:
+                cells += ["—", "—"]
+                continue
+            paper = "" if r.get("paper_ratio_to_dm") is None else f" [{r['paper_ratio_to_dm']:.2f}]"
+            if r.get("seconds_per_iteration") is None:
+                cells += [f"{r.get('error', 'failed')}{paper}", "—"]
+                continue
+            ratio = "" if r.get("ratio_to_dm") is None else f" ({r['ratio_to_dm']:.2f}×)"
+            cells += [f"{r['seconds_per_iteration']:.2f}{ratio}{paper}", f"{r['peak_rss_mb']:.0f}"]
+        lines.append(f"| {get_method(m).label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _write(out: Path, settings: dict, records: list[dict], device: str, loads: list) -> None:

@@ -30,3 +30,7 @@ def test_cost_rows_are_ratios_to_dm_and_a_rerun_keeps_what_was_measured(tmp_path
     assert datadam["method"] == "datadam" and datadam["ratio_to_dm"] == pytest.approx(
         datadam["seconds_per_iteration"] / first[0]["seconds_per_iteration"])
     assert datadam["paper_ratio_to_dm"] == pytest.approx(0.09 / 0.08)
+    table = subprocess.run([sys.executable, str(SCRIPT), "--render", str(out)], capture_output=True, text=True,
+                           timeout=120).stdout
+    assert f"| DataDAM | {datadam['seconds_per_iteration']:.2f} ({datadam['ratio_to_dm']:.2f}×) [1.12] |" in table
+    assert "| DM | " in table and "(1.00×) [1.00]" in table
