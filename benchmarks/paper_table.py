@@ -384,6 +384,25 @@ def plot(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def study_status(directory: Path, nets: int = NETS) -> str:
+    """Where the study stands: the finished cells, the one a committed checkpoint continues, the next ones."""
+    done = [c for c in CELLS if finished(read_cell(directory, c), c, nets)]
+    todo = [c for c in CELLS if c not in done]
+    lines = [f"Where the study stands: {len(done)} of {len(CELLS)} cells finished."]
+    for c in todo:
+        checkpoint = directory / "checkpoints" / f"{c.name}.pt"
+        if checkpoint.is_file():
+            import torch
+
+            state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            lines.append(f"In progress: `{c.name}`, iteration {state.get('iteration', '?')} of {c.iterations} "
+                         f"(its checkpoint under `checkpoints/` continues it).")
+    if todo:
+        lines.append("Next, in order of value: " + ", ".join(f"`{c.name}`" for c in todo[:4])
+                     + (f" and {len(todo) - 4} more" if len(todo) > 4 else "") + " (`--list` shows all).")
+    return " ".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
@@ -421,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.dir == DEFAULT_DIR:
             from distill.core.io import write_section
 
-            write_section(RESULTS_DOC, "paper-table", table if records else "No cell has finished yet.")
+            write_section(RESULTS_DOC, "paper-table", (table + "\n\n" + study_status(args.dir)) if records
+                          else "No cell has finished yet.")
         return 0
     args.dir.mkdir(parents=True, exist_ok=True)
     epochs = {"dm": args.epochs_dm, "official": args.epochs_official}
