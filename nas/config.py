@@ -150,5 +150,6 @@ def namespace_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return flag_values(args, SearchConfig)
 
 
-__all__ = ["OTHER_PROXIES", "default_proxies", "RANK_BY", "namespace_overrides", "nb201_train_config", "resolve_search_config",
+__all__ = ["OTHER_PROXIES", "RANK_BY", "default_proxies", "namespace_overrides", "nb201_train_config",
+           "resolve_search_config",
            "SearchConfig"]

@@ -119,7 +119,8 @@ def forgetting_scores(train: ClassDataset, classes: Sequence[int], cfg: DistillC
     prediction is read from its training minibatch before the step, as Toneva et al. do.
     """
     index = torch.cat([train.indices_of(c) for c in classes])
-    path = _forgetting_cache(train, classes, cfg, seed, epochs, plan(counting_recipe(epochs), len(index), device).precision)
+    precision = plan(counting_recipe(epochs), len(index), device).precision
+    path = _forgetting_cache(train, classes, cfg, seed, epochs, precision)
     cached = load_entry(path)  # checked against its digest; a damaged entry is deleted and recomputed
     if isinstance(cached, Tensor) and cached.shape == (len(index),):
         return cached
