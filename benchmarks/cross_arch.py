@@ -30,6 +30,7 @@ import torch  # noqa: E402
 from benchmarks.accuracy_vs_ipc import PAPER, STYLE  # noqa: E402
 from distill.core.data import load_dataset  # noqa: E402
 from distill.core.evaluate import TrainConfig, evaluate_networks  # noqa: E402
+from distill.core.zca import whitened_like  # noqa: E402
 from distill.core.hardware import machine_info  # noqa: E402
 from distill.core.io import open_records, write_json  # noqa: E402
 from distill.job import RunConfig, eval_setup  # noqa: E402
@@ -99,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         for network in networks:
             if (method, network) in done:
                 continue
-            row = evaluate_networks(synthetic.images, synthetic.labels, test, [network], setup=partial(eval_setup, run),
+            row = evaluate_networks(synthetic.images, synthetic.labels, whitened_like(test, synthetic), [network],
+                                    setup=partial(eval_setup, run),
                                     seeds=range(args.nets), device=device)[network]
             report["records"].append({"method": method, "iterations": synthetic.iterations, "device": device,
                                       "protocol": PROTOCOL, **row})

@@ -138,7 +138,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     from distill.methods import DistillConfig, _seconds_file, distill
     from distill.core.perf import tune_allocator
     from distill.core.synthetic import SyntheticSet
-    from distill.core.zca import whiten_dataset, zca_of
+    from distill.core.zca import whitened_like
 
     tune_allocator()
     path = cell_path(directory, cell)
@@ -183,8 +183,8 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
         synthetic.save(directory / f"{cell.name}.pt")  # small: anyone can evaluate it with their own code
     write_json(path, record)
     test = load_dataset("cifar10", "test")
-    if synthetic is not None and zca_of(synthetic) is not None:  # MTT's sets: whitened images, test images alike
-        test = whiten_dataset(test, zca_of(synthetic))
+    if synthetic is not None:
+        test = whitened_like(test, synthetic)  # MTT's sets hold whitened images: the test images alike
     for protocol in cell.protocols:
         config, kwargs = protocol_setup(protocol, TrainConfig(epochs=cell.iterations if cell.method == WHOLE
                                                               else epochs[protocol]))

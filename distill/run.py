@@ -10,7 +10,7 @@ from distill.core.data import load_dataset
 from distill.shell.distributed import leave_now, resolve_device
 from distill.core.evaluate import evaluate_networks
 from distill.core.hardware import machine_info
-from distill.core.zca import whiten_dataset, zca_of
+from distill.core.zca import whitened_like, zca_of
 from distill.core.io import write_json
 from distill.job import RunConfig, distill_sharded, eval_networks, eval_setup, plan, preflight_distill, summary
 from distill.methods import DistillConfig, check_image_size, get_method
@@ -76,9 +76,8 @@ def _run(job: Job) -> dict | None:
     }
     results["zca"] = zca_of(synthetic) is not None
     if test is not None:
-        if results["zca"]:  # a whitened set is tested on test images whitened with the training statistics
-            test = whiten_dataset(test, zca_of(synthetic))
-        table = evaluate_networks(synthetic.images, synthetic.labels, test, eval_networks(cfg),
+        # a whitened set is tested on test images whitened with the training statistics
+        table = evaluate_networks(synthetic.images, synthetic.labels, whitened_like(test, synthetic), eval_networks(cfg),
                                   setup=lambda name: eval_setup(cfg, name), seeds=range(cfg.eval), device=device,
                                   num_classes=train.num_classes, progress=job.progress)
         for row in table.values():

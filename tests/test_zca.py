@@ -88,16 +88,18 @@ def test_distill_run_tests_a_whitened_set_on_whitened_test_images(cifar_tree, tm
     import json
 
     from distill import run
+    from distill.core import zca as zca_module
 
     seen = []
-    real = run.whiten_dataset
-    monkeypatch.setattr(run, "whiten_dataset", lambda data, zca: seen.append(len(data)) or real(data, zca))
+    real = zca_module.whiten_dataset
+    monkeypatch.setattr(zca_module, "whiten_dataset", lambda data, zca: seen.append(len(data)) or real(data, zca))
     out = tmp_path / "run"
     assert run.main(["--dataset", "cifar10", "--data-root", str(cifar_tree), "--preset", "smoke", "--method",
                      "random", "--zca", "--eval", "1", "--eval-epochs", "1", "--device", "cpu", "--out", str(out),
                      "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["zca"] is True and seen == [40]  # the 4 test images of each class, whitened once
+    # the 12 training images of each class, whitened once to distil, then the 4 test images of each, once
+    assert results["zca"] is True and seen == [120, 40]
 
 
 def test_a_damaged_zca_cache_entry_is_named_deleted_and_refit(tmp_path, monkeypatch, capsys):
@@ -112,3 +114,15 @@ def test_a_damaged_zca_cache_entry_is_named_deleted_and_refit(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert err.startswith("cache: ") and entry.name in err and "deleted it, rebuilding" in err
     assert torch.equal(again.whiten(train.images), first.whiten(train.images))
+
+
+def test_a_whitened_set_is_tested_on_test_images_whitened_alike():
+    from distill.core.zca import whitened_like
+
+    train, test = _train(), _train()
+    whitened = distill(train, DistillConfig(method="random", ipc=3, zca=True), seed=2, progress=False)
+    plain = distill(train, DistillConfig(method="random", ipc=3), seed=2, progress=False)
+    assert whitened_like(test, plain) is test
+    view = whitened_like(test, whitened)
+    assert torch.allclose(view.images, whiten_dataset(test, fit_zca(train)).images, atol=1e-5)
+    assert torch.equal(view.labels, test.labels)

@@ -124,4 +124,11 @@ def zca_of(synthetic: Any) -> ZCA | None:
     return ZCA.from_state(state) if state is not None else None
 
 
-__all__ = ["EPS", "ZCA", "fit_zca", "fit_zca_cached", "whiten_dataset", "zca_of"]
+def whitened_like(test: ClassDataset, synthetic: Any) -> ClassDataset:
+    """``test`` as ``synthetic``'s images see it: whitened with the set's statistics if it was distilled under ZCA
+    (MTT's sets), else unchanged. Every evaluation of a set goes through this."""
+    zca = zca_of(synthetic)
+    return test if zca is None else whiten_dataset(test, zca)
+
+
+__all__ = ["EPS", "ZCA", "fit_zca", "fit_zca_cached", "whitened_like", "whiten_dataset", "zca_of"]
