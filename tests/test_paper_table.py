@@ -81,3 +81,17 @@ def test_smoke_study_runs_and_resumes_per_net(cifar_tree, tmp_path, monkeypatch)
     assert whole["distill"]["whole_dataset"] == 120 and len(whole["evaluation"]["dm"]["runs"]) == 1
     table = paper_table.render_markdown(paper_table.load_records(directory))
     assert "| DM | dm |" in table and "(26.0)" in table and "Whole dataset: ConvNet-3 on all" in table
+
+
+def test_status_names_the_finished_cells_the_checkpointed_one_and_the_next(tmp_path):
+    import torch
+
+    first, second = paper_table.CELLS[0], paper_table.CELLS[1]
+    runs = {"runs": [20.0] * paper_table.NETS}
+    (tmp_path / f"{first.name}.json").write_text(json.dumps({"evaluation": {p: runs for p in first.protocols}}))
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"iteration": 1234}, tmp_path / "checkpoints" / f"{second.name}.pt")
+    status = paper_table.study_status(tmp_path)
+    assert status.startswith(f"Where the study stands: 1 of {len(paper_table.CELLS)} cells finished.")
+    assert f"In progress: `{second.name}`, iteration 1234 of {second.iterations}" in status
+    assert f"Next, in order of value: `{second.name}`" in status and first.name not in status
