@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -139,12 +140,15 @@ def main() -> None:
     same = {k: v for k, v in earlier.get("settings", {}).items() if k not in ("ipcs", "methods")} == \
         {k: v for k, v in settings.items() if k not in ("ipcs", "methods")} and \
         earlier.get("machine", {}).get("cpu_model") == machine_info(args.device).get("cpu_model")
-    records = [r for r in earlier.get("records", []) if same and "error" not in r]
+    # A failed row is tried again when this run measures its (method, ipc); the others' failures are kept.
+    records = [r for r in earlier.get("records", []) if same and ("error" not in r or r["method"] not in methods
+                                                                  or r["ipc"] not in ipcs)]
     loads = [earlier["machine"].get("load_average")] if same and records else []
     for ipc in ipcs:
         for method in methods:
-            if any(r["method"] == method and r["ipc"] == ipc for r in records):
+            if any(r["method"] == method and r["ipc"] == ipc and "error" not in r for r in records):
                 continue
+            records = [r for r in records if not (r["method"] == method and r["ipc"] == ipc)]
             spec = {"method": method, "ipc": ipc, "iters": args.iters, "device": args.device,
                     "threads": args.threads, "classes": classes, "per_class": per_class, "size": size,
                     "overrides": _overrides(method, ipc, args.smoke, args.preset)}
@@ -154,6 +158,8 @@ def main() -> None:
                                       text=True, timeout=args.timeout)
                 if done.returncode == 0:
                     record.update(json.loads(done.stdout.strip().splitlines()[-1]))
+                elif done.returncode == -signal.SIGKILL:  # the kernel's out-of-memory killer, as a rule
+                    record["error"] = "killed (SIGKILL: out of memory?)"
                 else:
                     record["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1]
             except subprocess.TimeoutExpired:
@@ -168,7 +174,9 @@ def main() -> None:
 def render(data: dict) -> str:
     """The table as markdown: per method and ipc, seconds per iteration, its ratio to DM and the paper's ratio."""
     ipcs = sorted({r["ipc"] for r in data["records"]})
-    methods = list(dict.fromkeys(r["method"] for r in data["records"]))
+    order = list(PAPER_SECONDS)  # the paper's rows first, in its order
+    methods = sorted(dict.fromkeys(r["method"] for r in data["records"]),
+                     key=lambda m: order.index(m) if m in order else len(order))
     machine = data["machine"]
     lines = [f"{machine.get('cpu_model', '?')}, {data['settings']['threads']} threads, "
              f"{'native' if machine.get('native_bf16') else 'no native'} bf16; load average "

@@ -24,8 +24,14 @@ def test_cost_rows_are_ratios_to_dm_and_a_rerun_keeps_what_was_measured(tmp_path
     assert [(r["method"], r["ipc"]) for r in first] == [("dm", 1)]
     assert first[0]["seconds_per_iteration"] > 0 and first[0]["ratio_to_dm"] == 1.0
     assert first[0]["iterations_timed"] == 2 and first[0]["peak_rss_mb"] > 0
+    data = json.loads(out.read_text())  # a failure at another ipc (say an OOM at ipc 50) outlives reruns at ipc 1
+    data["records"].append({"method": "mtt", "ipc": 50, "paper_seconds": None,
+                            "error": "killed (SIGKILL: out of memory?)"})
+    out.write_text(json.dumps(data))
     second = _run(out, "dm,datadam")
     assert second[0] == first[0]  # measured once, kept
+    assert [r for r in second if r["method"] == "mtt"] == [data["records"][-1]]
+    second = [r for r in second if r["method"] != "mtt"]
     datadam = second[1]
     assert datadam["method"] == "datadam" and datadam["ratio_to_dm"] == pytest.approx(
         datadam["seconds_per_iteration"] / first[0]["seconds_per_iteration"])
