@@ -6,7 +6,8 @@ is its own. An iteration is one outer iteration as the papers count them: a fres
 MTT (the experts' training, the buffer step, is not timed), one encoder for DM/DataDAM. The seconds are
 the median gap between consecutive iterations after the first. The paper's GPU figures stand beside
 ours, and both as ratios to DM, since the machines differ. Images are random tensors of CIFAR-10's
-shape: the cost does not depend on the pixels.
+shape: the cost of a fixed-length iteration does not depend on the pixels. CAFE's does (its loops stop on
+a watched accuracy), so its row here is not its cost on CIFAR-10.
 
 Usage: python benchmarks/distill_cost.py [--ipcs 1,10,50] [--methods dc,dsa,dm,mtt,cafe,datadam] [--iters 3]
                                          [--device cpu|cuda] [--smoke | --preset cpu] [--out FILE]
