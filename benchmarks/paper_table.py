@@ -459,6 +459,10 @@ def main(argv: list[str] | None = None) -> int:
         except DistillError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # the loop saved its checkpoint before it stopped; finished nets are in the JSON
+            print(f"interrupted: {cell.name} stopped; its checkpoint (checkpoints/{cell.name}.pt) and finished nets "
+                  "are saved, and the same command continues it", file=sys.stderr)
+            return 130
     print(f"every cell is done; python {Path(__file__).name} --render draws the table", file=sys.stderr)
     return 0
 
