@@ -90,9 +90,7 @@ class Cell:
 
     @property
     def learned(self) -> bool:
-        from distill.methods import get_method
-
-        return self.method != WHOLE and get_method(self.method).iterates
+        return _learned(self.method)
 
 
 def _cells() -> list[Cell]:

@@ -77,7 +77,8 @@ def _run(job: Job) -> dict | None:
     results["zca"] = zca_of(synthetic) is not None
     if test is not None:
         # a whitened set is tested on test images whitened with the training statistics
-        table = evaluate_networks(synthetic.images, synthetic.labels, whitened_like(test, synthetic), eval_networks(cfg),
+        table = evaluate_networks(synthetic.images, synthetic.labels, whitened_like(test, synthetic),
+                                  eval_networks(cfg),
                                   setup=lambda name: eval_setup(cfg, name), seeds=range(cfg.eval), device=device,
                                   num_classes=train.num_classes, progress=job.progress)
         for row in table.values():

@@ -117,11 +117,11 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 
 
 def _loss(model: nn.Module, x: Tensor, y: Tensor, precision: str, device_type: str) -> tuple[Tensor, Tensor]:
-    """The training loss and whether each image was classified right (read from the same forward, before the
-    step); under bf16 only the layers autocast lists run in bf16, the loss is fp32."""
+    """The training loss and the (detached) logits it came from; under bf16 only the layers autocast lists run in
+    bf16, the loss is fp32."""
     with autocast(precision, torch.device(device_type)):
         logits = model(x)
-    return nn.functional.cross_entropy(logits.float(), y), logits.detach().argmax(1) == y
+    return nn.functional.cross_entropy(logits.float(), y), logits.detach()
 
 
 #: Compiled graphs kept for the one compiled loss: one per (architecture, batch shape) seen in a process.
@@ -199,11 +199,11 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
         for start in range(0, len(images), config.batch_size):
             idx = order[start:start + config.batch_size]
             x = dsa(images[idx], augment, siamese=False).contiguous(memory_format=layout)
-            loss, correct = loss_fn(model, x, labels[idx], run.precision, device.type)
+            loss, logits = loss_fn(model, x, labels[idx], run.precision, device.type)
             if loss_callback is not None:
                 loss_callback(float(loss.detach()))
             if batch_callback is not None:
-                batch_callback(idx, correct)
+                batch_callback(idx, logits.argmax(1) == labels[idx])  # only when asked: off the hot path
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
