@@ -104,7 +104,7 @@ def _cells() -> list[Cell]:
     cells += [Cell(method, 50) for method in ("datadam", "dm")]
     cells += [Cell("datadam", ipc, variant="official") for ipc in (1, 10)]  # 2. the other variant
     cells += [Cell(method, 50) for method in ("random", "herding", "kcenter")]
-    # 3. forgetting, once its 200 counting epochs (~1.5 h on 2 cores, cached for every ipc) are spent
+    # 3. forgetting, once its 200 counting epochs (estimated ~1.5 h on 2 cores, not measured; cached) are spent
     cells += [Cell("forgetting", ipc) for ipc in (1, 10, 50)]
     # issue 20: the other methods at ipc 1, at their own iteration counts (DC/DSA ~5 s an iteration here)
     cells += [Cell(method, 1, iterations=paper_iterations(method)) for method in ("dc", "dsa", "mtt", "cafe")]
