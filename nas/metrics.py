@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -115,6 +115,58 @@ def rankable(scores: Sequence[float | None]) -> list[float]:
     return [floor if s is None else float(s) for s in scores]
 
 
+def correlations(scores: Sequence[float | None], true: Sequence[float]) -> tuple[float | None, float | None]:
+    """Spearman ρ and Kendall τ of ``scores`` against ``true``; ``None`` scores (diverged candidates) rank last."""
+    ranked = rankable(scores)
+    return spearman(ranked, true), kendall(ranked, true)
+
+
+def paired_difference_interval(mine: Mapping[str, float | None], theirs: Mapping[str, float | None],
+                               true: Mapping[str, float], *, seed: int) -> list[float] | None:
+    """Paired bootstrap interval of ρ(mine) − ρ(theirs) over the candidates both scored (keyed by arch);
+    None for fewer than 3 such candidates."""
+    both = [arch for arch in mine if arch in theirs]
+    if len(both) < 3:
+        return None
+    return spearman_difference_interval(rankable([mine[a] for a in both]), rankable([theirs[a] for a in both]),
+                                        [true[a] for a in both], seed=seed)
+
+
+def ranking_quality(scores: Mapping[str, float | None], true: Mapping[str, float], *, top: Collection[str],
+                    uniform: Collection[str], paired: Mapping[str, Mapping[str, float | None] | None], top_k: int,
+                    seed: int, intervals: bool = True) -> dict:
+    """How well ``scores`` (higher = better; None, a diverged candidate, ranks last) rank the candidates by
+    ``true`` accuracy, all keyed by arch: ρ and τ on all of them, on the ``top`` 20 % and on the ``uniform``ly
+    drawn ones; the bootstrap interval of ρ (None when not ``intervals``), and of ρ − ρ(other) for each column in
+    ``paired`` (None for a column given as None); the top-1 pick, its regret and the top-``k`` overlap."""
+    archs = list(scores)
+    column, truth = [scores[a] for a in archs], [true[a] for a in archs]
+    ranked = rankable(column)
+    rho, tau = correlations(column, truth)
+    rho_top, tau_top = correlations([scores[a] for a in top], [true[a] for a in top])
+    rho_uniform, tau_uniform = correlations([scores[a] for a in uniform], [true[a] for a in uniform])
+    return {
+        "spearman": rho,
+        "spearman_why": undefined_reason(column, truth),
+        "spearman_ci95": spearman_interval(ranked, truth, seed=seed) if intervals else None,
+        "kendall": tau,
+        "spearman_top20": rho_top,
+        "kendall_top20": tau_top,
+        "top20_candidates": len(top),
+        "spearman_uniform": rho_uniform,
+        "kendall_uniform": tau_uniform,
+        "uniform_candidates": len(uniform),
+        **{f"spearman_minus_{other}_ci95": (None if theirs is None else
+                                             paired_difference_interval(scores, theirs, true, seed=seed))
+           for other, theirs in paired.items()},
+        "top1_true_accuracy": top1_true_accuracy(ranked, truth),
+        "top1_arch": archs[top1(ranked, truth)],
+        "regret": regret(ranked, truth),
+        "best_true_accuracy": max(truth),
+        f"top{top_k}_overlap": top_k_overlap(ranked, truth, top_k),
+    }
+
+
 def undefined_reason(scores: Sequence[float | None], true: Sequence[float]) -> str | None:
     """Why Spearman ρ / Kendall τ of ``scores`` against ``true`` is undefined; None when it is defined."""
     if len(scores) < 2:
@@ -128,5 +180,5 @@ def undefined_reason(scores: Sequence[float | None], true: Sequence[float]) -> s
     return None
 
 
-__all__ = ["kendall", "rankable", "regret", "spearman", "spearman_difference_interval", "spearman_interval", "top1",
+__all__ = ["correlations", "kendall", "paired_difference_interval", "rankable", "ranking_quality", "regret", "spearman", "spearman_difference_interval", "spearman_interval", "top1",
            "top1_true_accuracy", "top_k_overlap", "undefined_reason"]

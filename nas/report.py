@@ -4,7 +4,7 @@ stdout and ``ranking.png``, from the rows that :func:`nas.experiment.run_search`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from distill.core.io import write_json
 from nas import metrics
@@ -17,28 +17,6 @@ from nas.sampling import CandidateSample, top20_threshold
 #: The baselines every proxy is compared with by a paired bootstrap of ρ(proxy) − ρ(baseline): the baseline
 #: method's set (random real images) and the two zero-cost proxies that rank well for free.
 PAIRED_AGAINST = (*BASELINE_SETS, "synflow", "params")
-
-
-def _paired_difference(mine: list[dict], other: list[dict], seed: int) -> list[float] | None:
-    """Paired bootstrap interval of ρ(mine) − ρ(other) over the candidates both scored."""
-    theirs = {r["arch"]: r["proxy_score"] for r in other}
-    paired = [r for r in mine if r["arch"] in theirs]
-    if len(paired) < 3:
-        return None
-    return metrics.spearman_difference_interval(
-        metrics.rankable([r["proxy_score"] for r in paired]), metrics.rankable([theirs[r["arch"]] for r in paired]),
-        [r["true_accuracy"] for r in paired], seed=seed)
-
-
-def _correlations(rows: list[dict], key: Callable[[dict], float | None]) -> tuple[float | None, float | None]:
-    """Spearman ρ and Kendall τ of ``key`` against true accuracy over ``rows`` (None-scored rows rank last)."""
-    scores = metrics.rankable([key(r) for r in rows])
-    true = [r["true_accuracy"] for r in rows]
-    return metrics.spearman(scores, true), metrics.kendall(scores, true)
-
-
-def _minus_tse(row: dict) -> float | None:
-    return None if row["tse"] is None else -row["tse"]
 
 
 def summarise(rows: Sequence[dict], proxies: dict[str, ProxySet], config: SearchConfig, *,
@@ -57,47 +35,33 @@ def summarise(rows: Sequence[dict], proxies: dict[str, ProxySet], config: Search
         mine = by_proxy[name]
         if not mine:
             continue
-        scores = [r["proxy_score"] for r in mine]
-        true_acc = [r["true_accuracy"] for r in mine]
-        ranked = metrics.rankable(scores)
-        top = [r for r in mine if r["true_accuracy"] >= top20_threshold]
-        uniform = [r for r in mine if r.get("uniform", True)]
-        rho, tau = _correlations(mine, lambda r: r["proxy_score"])
-        rho_top, tau_top = _correlations(top, lambda r: r["proxy_score"])
-        rho_uniform, tau_uniform = _correlations(uniform, lambda r: r["proxy_score"])
+        # Columns keyed by arch, built here; every statistic of them comes from nas.metrics.
+        true = {r["arch"]: r["true_accuracy"] for r in mine}
+        score = {r["arch"]: r["proxy_score"] for r in mine}
+        top = [a for a in true if true[a] >= top20_threshold]
+        uniform = [r["arch"] for r in mine if r.get("uniform", True)]
+        paired = {other: ({r["arch"]: r["proxy_score"] for r in by_proxy[other]}
+                          if intervals and name != other and by_proxy.get(other) else None) for other in PAIRED_AGAINST}
+        seconds = sum(r["seconds"] for r in mine)
         entry = {
             "ranks_by": (config.rank_by if proxy.trains else "zero-cost score"),
             "candidates": len(mine),
             "diverged": sum(bool(r["diverged"]) for r in mine),
-            "spearman": rho,
-            "spearman_why": metrics.undefined_reason(scores, true_acc),
-            "spearman_ci95": metrics.spearman_interval(ranked, true_acc, seed=config.seed) if intervals else None,
-            "kendall": tau,
-            "spearman_top20": rho_top,
-            "kendall_top20": tau_top,
-            "top20_candidates": len(top),
-            "spearman_uniform": rho_uniform,
-            "kendall_uniform": tau_uniform,
-            "uniform_candidates": len(uniform),
-            **{f"spearman_minus_{other}_ci95": (_paired_difference(mine, by_proxy[other], config.seed)
-                                                 if intervals and name != other and by_proxy.get(other) else None)
-               for other in PAIRED_AGAINST},
-            "top1_true_accuracy": metrics.top1_true_accuracy(ranked, true_acc),
-            "top1_arch": mine[metrics.top1(ranked, true_acc)]["arch"],
-            "regret": metrics.regret(ranked, true_acc),
-            "best_true_accuracy": max(true_acc),
-            f"top{config.top_k}_overlap": metrics.top_k_overlap(ranked, true_acc, config.top_k),
-            "proxy_minutes": sum(r["seconds"] for r in mine) / 60,
+            **metrics.ranking_quality(score, true, top=top, uniform=uniform, paired=paired, top_k=config.top_k,
+                                      seed=config.seed, intervals=intervals),
+            "proxy_minutes": seconds / 60,
             "distill_minutes": proxy.distill_seconds / 60,
             "distill_cached": proxy.cached,
             "prepare_minutes": proxy.prepare_seconds / 60,
-            "total_minutes": (sum(r["seconds"] for r in mine) + proxy.distill_seconds) / 60,
+            "total_minutes": (seconds + proxy.distill_seconds) / 60,
             "set": proxy.description,
         }
         if proxy.trains:
-            rho_acc, tau_acc = _correlations(mine, lambda r: r["proxy_accuracy"])
-            rho_tse, tau_tse = _correlations(mine, _minus_tse)
-            rho_tse_top, _ = _correlations(top, _minus_tse)
+            accuracy = {r["arch"]: r["proxy_accuracy"] for r in mine}
+            minus_tse = {r["arch"]: None if r["tse"] is None else -r["tse"] for r in mine}
+            rho_acc, tau_acc = metrics.correlations(list(accuracy.values()), list(true.values()))
+            rho_tse, tau_tse = metrics.correlations(list(minus_tse.values()), list(true.values()))
+            rho_tse_top, _ = metrics.correlations([minus_tse[a] for a in top], [true[a] for a in top])
             finished = [r for r in mine if not r["diverged"]]
             seconds_per_image = sum(r["train_seconds"] / r["train_images_seen"] for r in mine) / len(mine)
             entry.update({
