@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             if (method, network) in done:
                 continue
             row = evaluate_networks(synthetic.images, synthetic.labels, whitened_like(test, synthetic), [network],
-                                    setup=partial(eval_setup, run),
+                                    setup=partial(eval_setup, run, synthetic=synthetic),
                                     seeds=range(args.nets), device=device)[network]
             report["records"].append({"method": method, "iterations": synthetic.iterations, "device": device,
                                       "protocol": PROTOCOL, **row})

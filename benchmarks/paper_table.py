@@ -48,7 +48,8 @@ WHOLE, WHOLE_EPOCHS = "whole", 30
 from accuracy_vs_ipc import PAPER as PAPER_COMPARED, PAPER_WHOLE  # noqa: E402
 
 #: The other distillation methods' CIFAR-10 means in the DataDAM paper's Table 1 (docs/METHOD.md §8; no std is
-#: quoted there, so none is drawn).
+#: quoted there, so none is drawn). Its MTT row is below MTT's own paper (46.3 / 65.3 / 71.6, with ZCA, which
+#: our MTT cells use); the DataDAM paper does not say under which settings it measured MTT.
 PAPER_BASELINES = {"dc": {1: (28.3, None), 10: (44.9, None), 50: (53.9, None)},
                    "dsa": {1: (28.8, None), 10: (52.1, None), 50: (60.6, None)},
                    "mtt": {1: (31.9, None), 10: (56.4, None), 50: (65.9, None)},
@@ -56,12 +57,14 @@ PAPER_BASELINES = {"dc": {1: (28.3, None), 10: (44.9, None), 50: (53.9, None)},
 PAPER = {**PAPER_COMPARED, **PAPER_BASELINES}
 
 
-def paper_iterations(method: str) -> int:
-    """A baseline's own iteration count, its registry entry's ``paper`` preset (the public code's default:
-    DC/DSA 1000 outer iterations, MTT 5000, CAFE 2000), which its cell uses instead of DataDAM's 8000."""
+def paper_cell(method: str, ipc: int) -> "Cell":
+    """A baseline's cell at its registry entry's ``paper`` preset (the public code's defaults): its own
+    iterations (DC/DSA 1000 outer iterations, MTT 5000, CAFE 2000, instead of DataDAM's 8000) and start
+    (Gaussian noise for DC and CAFE, real images for DSA and MTT)."""
     from distill.methods import get_method
 
-    return get_method(method).presets["paper"]["iterations"]
+    preset = get_method(method).presets["paper"]
+    return Cell(method, ipc, iterations=preset["iterations"], init=preset.get("init", "real"))
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,8 @@ class Cell:
     batch_real: int = 256
     seed: int = 0
     protocols: tuple[str, ...] = ("dm", "official")
-    #: where distillation starts: ``real`` (random real images), or a curated selection (``herding``,
-    #: ``kcenter``: that cell's set) made first and passed as ``--init PATH``
+    #: where distillation starts: ``real`` (random real images), ``noise``, or a curated selection
+    #: (``herding``, ``kcenter``: that cell's set) made first and passed as ``--init PATH``
     init: str = "real"
 
     @property
@@ -107,7 +110,7 @@ def _cells() -> list[Cell]:
     # 3. forgetting, once its 200 counting epochs (estimated ~1.5 h on 2 cores, not measured; cached) are spent
     cells += [Cell("forgetting", ipc) for ipc in (1, 10, 50)]
     # issue 20: the other methods at ipc 1, at their own iteration counts (DC/DSA ~5 s an iteration here)
-    cells += [Cell(method, 1, iterations=paper_iterations(method)) for method in ("dc", "dsa", "mtt", "cafe")]
+    cells += [paper_cell(method, 1) for method in ("dc", "dsa", "mtt", "cafe")]
     return cells
 
 
@@ -134,7 +137,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     import torch
 
     from distill.core.data import load_dataset
-    from distill.core.evaluate import evaluate, protocol_setup
+    from distill.core.evaluate import at_learned_lr, evaluate, protocol_setup
     from distill.core.engine import TrainConfig
     from distill.core.hardware import machine_info
     from distill.core.io import write_json
@@ -160,8 +163,8 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     elif set_file.is_file():
         synthetic = SyntheticSet.load(set_file)
     else:
-        init = "real"
-        if cell.init != "real":  # the selection's own cell makes the start set (and reuses it if it exists)
+        init = cell.init
+        if cell.init not in ("real", "noise"):  # the selection's own cell makes the start set (or reuses it)
             start = Cell(cell.init, cell.ipc, seed=cell.seed)
             init = str(work / f"{start.name}.pt")
             if not Path(init).is_file():
@@ -191,11 +194,13 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     for protocol in cell.protocols:
         config, kwargs = protocol_setup(protocol, TrainConfig(epochs=cell.iterations if cell.method == WHOLE
                                                               else epochs[protocol]))
+        config = at_learned_lr(config, synthetic)  # MTT's sets train at the lr they learned, as MTT evaluates
         want = 1 if cell.method == WHOLE else nets
         if smoke:
             kwargs["width"] = 8
         row = record["evaluation"].setdefault(protocol, {"runs": [], "seconds": [], "epochs": config.epochs,
-                                                          "batch_size": config.batch_size, "nets": want, **kwargs})
+                                                          "batch_size": config.batch_size, "lr": config.lr, "nets": want,
+                                                          **kwargs})
         if row["epochs"] != config.epochs:
             raise DistillError(f"{path} holds {protocol} nets trained {row['epochs']} epochs, not {config.epochs}; "
                                f"pass --epochs-{protocol} {row['epochs']} or move the file away")
@@ -279,6 +284,13 @@ def _learned(method: str) -> bool:
     return method != WHOLE and get_method(method).iterates
 
 
+def _own_start(method: str) -> str:
+    """Where the method's public code starts: its ``paper`` preset's ``init`` (noise for DC and CAFE), else real."""
+    from distill.methods import get_method
+
+    return get_method(method).presets.get("paper", {}).get("init", "real")
+
+
 def _label(row: dict) -> str:
     """The registry's label, with the variant where the method has variants and the start where it is not real."""
     from distill.methods import get_method
@@ -357,7 +369,7 @@ def plot(records: list[dict], path: Path) -> None:
     for r in rows:
         if r["method"] != WHOLE:
             spec = get_method(r["method"])
-            default = r["variant"] == "paper" and r["init"] == "real"
+            default = r["variant"] == "paper" and r["init"] == _own_start(r["method"])
             lines.setdefault(_label(r), (spec.color if default else "tab:orange", r["method"] if default else None))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     for ax, protocol in zip(axes, ("dm", "official")):

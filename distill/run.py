@@ -79,7 +79,8 @@ def _run(job: Job) -> dict | None:
         # a whitened set is tested on test images whitened with the training statistics
         table = evaluate_networks(synthetic.images, synthetic.labels, whitened_like(test, synthetic),
                                   eval_networks(cfg),
-                                  setup=lambda name: eval_setup(cfg, name), seeds=range(cfg.eval), device=device,
+                                  setup=lambda name: eval_setup(cfg, name, synthetic), seeds=range(cfg.eval),
+                                  device=device,
                                   num_classes=train.num_classes, progress=job.progress)
         for row in table.values():
             row["protocol"] = cfg.eval_protocol

@@ -53,6 +53,10 @@ def test_registered_and_runs_its_smoke_preset_in_seconds(tiny_dataset, monkeypat
     assert time.perf_counter() - began < 10
     assert out.images.shape == (6, 3, 32, 32) and torch.isfinite(out.images).all()
     assert not torch.equal(out.images, distill(tiny_dataset, DistillConfig(method="random", ipc=2), progress=False).images)
+    # Caps of 3 updates and 2 epochs: neither watcher (10 values) can end a loop, so every loop is cut and counted.
+    n = cfg.iterations
+    assert out.config["cafe_loops"] == {"iterations": n, "iterations_capped": n, "updates": 3 * n, "phases": 3 * n,
+                                        "phases_capped": 3 * n, "epochs": 6 * n}
 
 
 def test_refuses_depths_beyond_its_weights(tiny_dataset):

@@ -98,3 +98,14 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tiny_dataset, tmp_path):
     distill(tiny_dataset, part, seed=2, progress=False, checkpoint=tmp_path / "ck.pt")
     resumed = distill(tiny_dataset, cfg, seed=2, progress=False, checkpoint=tmp_path / "ck.pt", resume=True)
     assert resumed.iterations == 3 and torch.equal(resumed.images, whole.images)
+
+
+def test_paper_presets_start_where_the_public_code_starts():
+    """DC's README command keeps main.py's --init noise; its DSA command passes --init real; CAFE's run.sh keeps
+    distill.py's noise."""
+    from distill.run import build_parser, load_config
+
+    def init(method):
+        return load_config(build_parser().parse_args(["--method", method, "--preset", "paper"])).distill.init
+
+    assert (init("dc"), init("dsa"), init("cafe")) == ("noise", "real", "noise")

@@ -91,11 +91,21 @@ def test_registered_and_runs_its_smoke_preset_in_seconds(tiny_dataset):
     assert time.perf_counter() - began < 15
     assert out.images.shape == (6, 3, 32, 32) and torch.isfinite(out.images).all()
     assert out.config["learned_lr"] != pytest.approx(out.config["lr_teacher"], abs=0)  # the lr is learned
+    # ... and its evaluation nets train at it, as MTT's evaluate_synset does; a set that learned none keeps 0.01
+    from distill.job import RunConfig, eval_setup
+
+    assert eval_setup(RunConfig(), "convnet", out)[0].lr == out.config["learned_lr"]
+    plain = distill(tiny_dataset, DistillConfig(method="random", ipc=2), progress=False)
+    assert eval_setup(RunConfig(), "convnet", plain)[0].lr == eval_setup(RunConfig())[0].lr == 0.01
 
 
-def test_refuses_segments_beyond_the_experts(tiny_dataset):
-    with pytest.raises(DistillError, match="expert-train-epochs"):
-        distill(tiny_dataset, _smoke(max_start_epoch=2, expert_epochs=1, expert_train_epochs=2), progress=False)
+def test_refuses_segments_beyond_the_experts_and_takes_the_last_one_that_fits(tiny_dataset):
+    # Starts are drawn below max_start_epoch: 0..2 with 3, so 2 + 1 epochs passes experts of 2 epochs.
+    with pytest.raises(DistillError, match="expert-train-epochs to 3 "):
+        distill(tiny_dataset, _smoke(max_start_epoch=3, expert_epochs=1, expert_train_epochs=2), progress=False)
+    # 0..1 + 1 epochs ends at snapshot 2, the experts' last: it fits.
+    out = distill(tiny_dataset, _smoke(max_start_epoch=2, expert_epochs=1, expert_train_epochs=2), progress=False)
+    assert torch.isfinite(out.images).all()
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one(tiny_dataset, tmp_path):

@@ -51,3 +51,22 @@ def test_bootstrap_intervals():
     assert metrics.spearman_interval(noisy, true, resamples=100, seed=3) == metrics.spearman_interval(
         noisy, true, resamples=100, seed=3)
     assert metrics.spearman_interval([1.0, 2.0], [1.0, 2.0]) is None
+
+
+def test_ranking_quality_of_a_column_keyed_by_arch():
+    true = {"a": 70.0, "b": 80.0, "c": 90.0, "d": 60.0}
+    scores = {"a": 2.0, "b": 3.0, "c": None, "d": 1.0}  # c diverged: it ranks last
+    other = {"d": 1.0, "a": 2.0, "b": 3.0, "c": 4.0}  # a perfect ranking, keyed in another order
+    q = metrics.ranking_quality(scores, true, top=["b", "c"], uniform=["a", "b", "d"],
+                                paired={"perfect": other, "skipped": None}, top_k=2, seed=0)
+    # c, diverged, scores below every real score: [2, 3, floor, 1] ranks as [2, 3, 0, 1]
+    assert q["spearman"] == pytest.approx(metrics.spearman([2, 3, 0, 1], [70, 80, 90, 60]))
+    assert q["spearman_uniform"] == pytest.approx(1.0)  # a, b, d are ranked right
+    assert q["spearman_top20"] == pytest.approx(-1.0) and q["top20_candidates"] == 2
+    assert q["top1_arch"] == "b" and q["top1_true_accuracy"] == 80.0 and q["regret"] == pytest.approx(10.0)
+    assert q["top2_overlap"] == pytest.approx(0.5)  # proxy top 2 {b, a}, true top 2 {c, b}
+    low, high = q["spearman_minus_perfect_ci95"]
+    assert low <= high <= 1e-9  # never better than a perfect ranking, paired on the same archs
+    assert q["spearman_minus_skipped_ci95"] is None
+    assert metrics.ranking_quality(scores, true, top=[], uniform=[], paired={}, top_k=1, seed=0,
+                                   intervals=False)["spearman_ci95"] is None

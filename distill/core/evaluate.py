@@ -37,6 +37,13 @@ def protocol_setup(protocol: str, config: TrainConfig) -> tuple[TrainConfig, dic
     return replace(config, **spec["train"]), dict(spec["network"])
 
 
+def at_learned_lr(config: TrainConfig, synthetic) -> TrainConfig:
+    """``config`` at the learning rate that ``synthetic`` learned with its images, if it learned one (MTT's
+    sets: MTT trains its evaluation nets at it), else unchanged. Every evaluation of a set goes through this."""
+    lr = (getattr(synthetic, "config", None) or {}).get("learned_lr")
+    return config if lr is None else replace(config, lr=float(lr))
+
+
 @dataclass
 class EvalResult:
     """Test accuracy (%) at the end of training, over seeds."""
@@ -192,10 +199,10 @@ def evaluate_networks(images: Tensor, labels: Tensor, test: ClassDataset, networ
                           num_classes=num_classes, progress=progress, **net_kwargs)
         table[name] = {"mean": result.mean, "std": result.std, "runs": result.runs, "network": name,
                        "engine": result.engine,
-                       "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size, **net_kwargs,
+                       "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size, "lr": train_cfg.lr, **net_kwargs,
                        "seconds": time.perf_counter() - start}
     return table
 
 
-__all__ = ["EVAL_PROTOCOLS", "EvalResult", "check_against_test", "evaluate", "evaluate_networks", "protocol_setup", "test_accuracy",
+__all__ = ["at_learned_lr", "EVAL_PROTOCOLS", "EvalResult", "check_against_test", "evaluate", "evaluate_networks", "protocol_setup", "test_accuracy",
            "train_network", "train_networks", "TrainConfig"]

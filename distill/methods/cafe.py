@@ -11,7 +11,7 @@ One iteration takes a fresh ConvNet and alternates, as the public code (kaiwang9
 Neither loop has a fixed length: the updates stop once the network's accuracy on real images has moved
 less than ``LAMBDA_1`` over the last ``WATCH`` updates, and each training phase once it has moved more
 than ``LAMBDA_2`` over the last ``WATCH`` epochs. The caps ``MAX_UPDATES``/``MAX_EPOCHS`` are ours:
-the public code's ``while True`` loops have none.
+the public code's ``while True`` loops have none; the set's ``cafe_loops`` says how often they cut a loop.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def cafe_defaults(ipc: int) -> dict[str, Any]:
     return {"lr_img": 0.1, "lr_net": 0.01, "batch_real": 256}
 
 
-PRESETS = {"paper": {"iterations": 2000},
+#: ``paper``: distill.py's 2000 iterations, from Gaussian noise (its ``--init`` default; run.sh passes none).
+PRESETS = {"paper": {"iterations": 2000, "init": "noise"},
            "cpu": {"iterations": 20},
            "smoke": {"iterations": 1, "width": 8, "depth": 2, "batch_real": 8}}
 
@@ -127,6 +128,8 @@ def run_cafe(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *,
     dsa = DSA(cfg.dsa_strategy)
     # One epoch per call (the watcher decides how many); DSA as in the matching: CAFE+DSA, the paper's rows.
     inner = inner_train_config(cfg, epochs=1, dsa=bool(dsa.groups))
+    # How long the adaptive loops ran, and how often our caps cut them (iterations run by this process).
+    loops = dict.fromkeys(("iterations", "iterations_capped", "updates", "phases", "phases_capped", "epochs"), 0)
 
     def update(it: int, u: int) -> float:
         reals, fakes = [], []
@@ -153,6 +156,7 @@ def run_cafe(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *,
         init_parameters(net, stream(seed, NET, it))
         net.train()
         losses, watched, acc = [], [], 0.0
+        loops["iterations"] += 1
         for u in range(MAX_UPDATES):
             losses.append(update(it, u))
             acc = probe_accuracy(net, real_by_class, classes, acc, lambda c: stream(seed, PROBE, it, u, c))
@@ -160,6 +164,7 @@ def run_cafe(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *,
             if _settled(watched, below=LAMBDA_1):
                 break
             inner_watched, inner_acc = [], 0.0
+            loops["phases"] += 1
             for e in range(MAX_EPOCHS):
                 fit(net, syn.detach(), labels, inner, seed=seed_of(stream(seed, INNER_TRAIN, it, u, e)), device=device)
                 net.train()
@@ -168,12 +173,18 @@ def run_cafe(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *,
                 inner_watched.append(inner_acc)
                 if _settled(inner_watched, above=LAMBDA_2):
                     break
+            else:
+                loops["phases_capped"] += 1
+            loops["epochs"] += len(inner_watched)
+        else:
+            loops["iterations_capped"] += 1
+        loops["updates"] += len(losses)
         return sum(losses) / len(losses)
 
     done, curve = run_loop(cfg, step, tensors=[syn], optimizers=[optimizer], classes=classes, seed=seed,
                            shape=tuple(syn.shape), progress=progress, checkpoint=checkpoint, resume=resume,
                            callback=callback, postfix=postfix)
-    return MethodOutput(syn.detach().cpu(), done, curve)
+    return MethodOutput(syn.detach().cpu(), done, curve, extra={"cafe_loops": loops})
 
 
 @register_method("cafe", iterates=True, per_class=False, defaults=cafe_defaults, presets=PRESETS, label="CAFE",

@@ -173,10 +173,11 @@ def run_trajectory_matching(train: ClassDataset, classes: Sequence[int], cfg: Di
                             resume: bool = False, callback: Callable[[int, float], None] | None = None,
                             postfix: Callable[[], dict[str, str]] | None = None) -> MethodOutput:
     """Optimise ``cfg.ipc`` images per class and the student lr by trajectory matching; see the module docstring."""
-    if cfg.max_start_epoch + cfg.expert_epochs > cfg.expert_train_epochs:
+    # Start epochs are drawn from 0 .. max_start_epoch - 1, so the latest target is that + expert_epochs.
+    if cfg.max_start_epoch - 1 + cfg.expert_epochs > cfg.expert_train_epochs:
         raise DistillError(f"mtt starts below epoch {cfg.max_start_epoch} and matches {cfg.expert_epochs} epochs "
                            f"later, but experts train {cfg.expert_train_epochs} epochs; raise --expert-train-epochs "
-                           f"to {cfg.max_start_epoch + cfg.expert_epochs - 1} or lower --max-start-epoch")
+                           f"to {cfg.max_start_epoch - 1 + cfg.expert_epochs} or lower --max-start-epoch")
     if cfg.norm == "batchnorm":
         raise DistillError("mtt unrolls a functional student, which batchnorm's running statistics would break; "
                            "use --norm instancenorm (the public code's ConvNet)")
