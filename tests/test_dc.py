@@ -109,3 +109,7 @@ def test_paper_presets_start_where_the_public_code_starts():
         return load_config(build_parser().parse_args(["--method", method, "--preset", "paper"])).distill.init
 
     assert (init("dc"), init("dsa"), init("cafe")) == ("noise", "real", "noise")
+    # and the CPU preset keeps their batch_real of 256 (the preset files set DataDAM's 64 before it)
+    for method in ("dc", "dsa", "cafe"):
+        assert load_config(build_parser().parse_args(["--method", method, "--preset", "cpu"])).distill.batch_real == 256
+    assert load_config(build_parser().parse_args(["--preset", "cpu"])).distill.batch_real == 64

@@ -59,7 +59,7 @@ def cafe_defaults(ipc: int) -> dict[str, Any]:
 
 #: ``paper``: distill.py's 2000 iterations, from Gaussian noise (its ``--init`` default; run.sh passes none).
 PRESETS = {"paper": {"iterations": 2000, "init": "noise"},
-           "cpu": {"iterations": 20},
+           "cpu": {"iterations": 20, "batch_real": 256},  # the public code's batch_real, over the preset files' 64
            "smoke": {"iterations": 1, "width": 8, "depth": 2, "batch_real": 8}}
 
 
