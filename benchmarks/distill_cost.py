@@ -7,10 +7,11 @@ MTT (the experts' training, the buffer step, is not timed), one encoder for DM/D
 the median gap between consecutive iterations after the first. The paper's GPU figures stand beside
 ours, and both as ratios to DM, since the machines differ. Images are random tensors of CIFAR-10's
 shape: the cost of a fixed-length iteration does not depend on the pixels. CAFE's does (its loops stop on
-a watched accuracy), so its row here is not its cost on CIFAR-10.
+a watched accuracy), so its row is measured on CIFAR-10 itself (``--data cifar10``: the first
+``--per-class`` training images of each class), beside DM's there for the ratio.
 
 Usage: python benchmarks/distill_cost.py [--ipcs 1,10,50] [--methods dc,dsa,dm,mtt,cafe,datadam] [--iters 3]
-                                         [--device cpu|cuda] [--smoke | --preset cpu] [--out FILE]
+                                         [--device cpu|cuda] [--smoke | --preset cpu] [--data cifar10] [--out FILE]
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ SMOKE = {"classes": 3, "per_class": 20, "size": 32, "depth": 2, "width": 8, "bat
 def _child(spec: dict) -> dict:
     """Distill ``spec['iters'] + 1`` iterations of one method and ipc; the seconds between iterations and the peak."""
     torch.set_num_threads(spec["threads"])
-    data = tiny_dataset(spec["classes"], spec["per_class"], size=spec["size"])
+    data = _data(spec)
     overrides = dict(spec["overrides"])
     cfg = DistillConfig(method=spec["method"], ipc=spec["ipc"], iterations=spec["iters"] + 1, **overrides)
     stamps: list[float] = []
@@ -65,7 +66,21 @@ def _child(spec: dict) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "cuda_peak_mb": (torch.cuda.max_memory_allocated() / 2**20 if spec["device"] == "cuda" else None),
             "precision": synthetic.config["precision"], "resolved": {k: synthetic.config.get(k) for k in (
-                "outer_loop", "inner_loop", "syn_steps", "batch_real", "width", "depth", "zca")}}
+                "outer_loop", "inner_loop", "syn_steps", "batch_real", "width", "depth", "zca")},
+            **({"cafe_loops": synthetic.config["cafe_loops"]} if "cafe_loops" in synthetic.config else {})}
+
+
+def _data(spec: dict):
+    """Random tensors of CIFAR-10's shape, or (``data = cifar10``) the first ``per_class`` training images of
+    each CIFAR-10 class."""
+    if spec.get("data", "random") == "random":
+        return tiny_dataset(spec["classes"], spec["per_class"], size=spec["size"])
+    from distill.core.data import from_tensors, load_dataset
+
+    train = load_dataset(spec["data"], "train")
+    keep = torch.cat([torch.nonzero(train.labels == c).flatten()[:spec["per_class"]]
+                      for c in range(train.num_classes)])
+    return from_tensors(train.images[keep], train.labels[keep], train.class_names, mean=train.mean, std=train.std)
 
 
 #: ``--preset cost``: what leaves an iteration's cost as the paper's and trims only what is not timed. MTT
@@ -108,7 +123,9 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3, help="timed iterations (after one untimed)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--per-class", type=int, default=500, help="real images per class (random tensors)")
+    parser.add_argument("--per-class", type=int, default=500, help="real images per class")
+    parser.add_argument("--data", default="random", choices=("random", "cifar10"),
+                        help="random tensors of CIFAR-10's shape (default), or CIFAR-10's training images")
     parser.add_argument("--smoke", action="store_true", help="a tiny setting that checks the script in seconds")
     parser.add_argument("--preset", default=None, help="cost: the paper's settings, MTT with one short expert (the "
                         "untimed buffer step); or each method's own preset (e.g. cpu: MTT with 2 experts x 4 epochs, "
@@ -130,10 +147,13 @@ def main() -> None:
     ipcs = [int(i) for i in args.ipcs.split(",")]
     classes, per_class, size = (SMOKE["classes"], SMOKE["per_class"], SMOKE["size"]) if args.smoke \
         else (10, args.per_class, 32)
+    data = "" if args.data == "random" else f"-{args.data}"
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / (
-        "distill-cost-smoke.json" if args.smoke else f"distill-cost-{args.device}.json")
+        "distill-cost-smoke.json" if args.smoke else f"distill-cost-{args.device}{data}.json")
     settings = {"ipcs": ipcs, "methods": methods, "iters": args.iters, "device": args.device, "threads": args.threads,
                 "classes": classes, "per_class": per_class, "smoke": args.smoke, "preset": args.preset}
+    if args.data != "random":  # a key only where it is not the default, so that earlier files still match
+        settings["data"] = args.data
     # A rerun with the same settings keeps the rows measured (each is written as it lands) and adds the rest.
     earlier = json.loads(out.read_text()) if out.is_file() else {}
     # Ratios compare rows of one machine: rows measured on another CPU model are left behind (their file is kept
@@ -150,7 +170,7 @@ def main() -> None:
             if any(r["method"] == method and r["ipc"] == ipc and "error" not in r for r in records):
                 continue
             records = [r for r in records if not (r["method"] == method and r["ipc"] == ipc)]
-            spec = {"method": method, "ipc": ipc, "iters": args.iters, "device": args.device,
+            spec = {"method": method, "ipc": ipc, "iters": args.iters, "device": args.device, "data": args.data,
                     "threads": args.threads, "classes": classes, "per_class": per_class, "size": size,
                     "overrides": _overrides(method, ipc, args.smoke, args.preset)}
             record = {"method": method, "ipc": ipc, "paper_seconds": PAPER_SECONDS.get(method, {}).get(ipc)}
@@ -182,7 +202,8 @@ def render(data: dict) -> str:
     lines = [f"{machine.get('cpu_model', '?')}, {data['settings']['threads']} threads, "
              f"{'native' if machine.get('native_bf16') else 'no native'} bf16; load average "
              f"{', '.join(f'{x:.1f}' for x in machine.get('load_average') or [])}; "
-             f"{data['settings']['iters']} timed iterations after one untimed, preset {data['settings']['preset']}.",
+             f"{data['settings']['iters']} timed iterations after one untimed, preset {data['settings']['preset']}; "
+             f"images: {data['settings'].get('data', 'random tensors')}.",
              "", "| method | " + " | ".join(f"ipc {i}: s/it (× DM) [paper × DM] | peak RSS MB" for i in ipcs) + " |",
              "|---|" + "---|---|" * len(ipcs)]
     for m in methods:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_cost.py"
 
@@ -41,3 +42,19 @@ def test_cost_rows_are_ratios_to_dm_and_a_rerun_keeps_what_was_measured(tmp_path
                            timeout=120).stdout
     assert f"| DataDAM | {datadam['seconds_per_iteration']:.2f} ({datadam['ratio_to_dm']:.2f}×) [1.12] |" in table
     assert "| DM | " in table and "(1.00×) [1.00]" in table
+
+
+def test_real_images_are_the_first_of_each_cifar10_class(cifar_tree, monkeypatch, tmp_path):
+    """--data cifar10 (CAFE's cost depends on the pixels): the first per_class training images of every class."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import distill_cost
+    from distill.core.data import load_dataset
+
+    monkeypatch.setenv("DISTILL_DATA_ROOT", str(cifar_tree))
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path))
+    data = distill_cost._data({"data": "cifar10", "per_class": 3, "classes": 10, "size": 32})
+    train = load_dataset("cifar10", "train")
+    assert data.labels.tolist() == [c for c in range(10) for _ in range(3)]
+    for c in range(10):
+        assert torch.equal(data.images[3 * c:3 * c + 3], train.images[train.labels == c][:3])
+    assert (data.mean, data.std, data.class_names) == (train.mean, train.std, train.class_names)
