@@ -57,14 +57,28 @@ PAPER_BASELINES = {"dc": {1: (28.3, None), 10: (44.9, None), 50: (53.9, None)},
 PAPER = {**PAPER_COMPARED, **PAPER_BASELINES}
 
 
+#: MTT's experts on 2 cores (~30 s an epoch on all of CIFAR-10): 10 of them (the public code trains 100).
+MTT_EXPERTS = 10
+
+
 def paper_cell(method: str, ipc: int) -> "Cell":
     """A baseline's cell at its registry entry's ``paper`` preset (the public code's defaults): its own
     iterations (DC/DSA 1000 outer iterations, MTT 5000, CAFE 2000, instead of DataDAM's 8000) and start
-    (Gaussian noise for DC and CAFE, real images for DSA and MTT)."""
-    from distill.methods import get_method
+    (Gaussian noise for DC and CAFE, real images for DSA and MTT).
+
+    MTT's experts train only the epochs its segments reach (start epochs below ``max_start_epoch``, plus
+    ``expert_epochs``: 3 at ipc 1, where the public code trains 50). They train at a constant lr without
+    momentum, epoch by epoch from their own seeds, so those are the first epochs of the public code's
+    trajectories, not an approximation; only their number (``MTT_EXPERTS``) is a CPU budget.
+    """
+    from distill.methods import DistillConfig, get_method
 
     preset = get_method(method).presets["paper"]
-    return Cell(method, ipc, iterations=preset["iterations"], init=preset.get("init", "real"))
+    settings: tuple = ()
+    if method == "mtt":
+        row = DistillConfig(method=method, ipc=ipc).resolved("cpu")
+        settings = (("num_experts", MTT_EXPERTS), ("expert_train_epochs", row.max_start_epoch - 1 + row.expert_epochs))
+    return Cell(method, ipc, iterations=preset["iterations"], init=preset.get("init", "real"), settings=settings)
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,8 @@ class Cell:
     #: where distillation starts: ``real`` (random real images), ``noise``, or a curated selection
     #: (``herding``, ``kcenter``: that cell's set) made first and passed as ``--init PATH``
     init: str = "real"
+    #: other ``DistillConfig`` fields of the run, as (field, value) pairs: what a CPU affords (MTT's experts)
+    settings: tuple = ()
 
     @property
     def name(self) -> str:
@@ -89,7 +105,8 @@ class Cell:
         variant = f"-{self.variant}" if self.method == "datadam" else ""
         learned = f"-it{self.iterations}-br{self.batch_real}" if self.learned else ""
         start = f"-init{self.init}" if self.init != "real" else ""
-        return f"{self.method}{variant}-ipc{self.ipc}{learned}{start}-s{self.seed}"
+        other = "".join(f"-{k.replace('_', '')}{v}" for k, v in self.settings)
+        return f"{self.method}{variant}-ipc{self.ipc}{learned}{start}{other}-s{self.seed}"
 
     @property
     def learned(self) -> bool:
@@ -171,7 +188,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
                 distill(train, DistillConfig(method=cell.init, ipc=cell.ipc), seed=cell.seed,
                         progress=progress).save(init)
         cfg = DistillConfig(method=cell.method, variant=cell.variant, ipc=cell.ipc, iterations=cell.iterations,
-                            batch_real=cell.batch_real, checkpoint_minutes=2.0, init=init,
+                            batch_real=cell.batch_real, checkpoint_minutes=2.0, init=init, **dict(cell.settings),
                             **({"width": 8, "compile": False} if smoke else {}))
         synthetic = distill(train, cfg, seed=cell.seed, progress=progress, resume=cell.learned,
                             checkpoint=checkpoint if cell.learned else None)
@@ -270,7 +287,7 @@ def table_rows(records: list[dict]) -> list[dict]:
                 continue
             runs = ev["runs"]
             rows.append({"cell": r["name"], "method": r["method"], "variant": r["variant"], "ipc": r["ipc"],
-                         "init": r.get("init", "real"),
+                         "init": r.get("init", "real"), "settings": [tuple(s) for s in r.get("settings", [])],
                          "protocol": protocol, "runs": runs, "mean": statistics.fmean(runs),
                          "std": statistics.pstdev(runs) if len(runs) > 1 else 0.0, "nets": len(runs),
                          "epochs": ev["epochs"], "iterations": r["iterations"] if _learned(r["method"]) else 0,
@@ -299,6 +316,7 @@ def _label(row: dict) -> str:
         return f"whole dataset ({row['epochs']} epochs)"
     spec = get_method(row["method"])
     label = f"{spec.label} ({row['variant']})" if spec.variants else spec.label
+    label += "".join(f", {k.replace('_', ' ')} {v}" for k, v in row.get("settings", []))
     return label + (f", init {row['init']}" if row.get("init", "real") != "real" else "")
 
 

@@ -95,3 +95,15 @@ def test_status_names_the_finished_cells_the_checkpointed_one_and_the_next(tmp_p
     assert status.startswith(f"Where the study stands: 1 of {len(paper_table.CELLS)} cells finished.")
     assert f"In progress: `{second.name}`, iteration 1234 of {second.iterations}" in status
     assert f"Next, in order of value: `{second.name}`" in status and first.name not in status
+
+
+def test_mtt_cell_trains_the_expert_epochs_its_segments_reach():
+    """ipc 1: starts below epoch 2, 2 epochs matched: experts of 3 epochs serve every segment (the public code's
+    first 3), and the run's config takes the cell's settings."""
+    cell = paper_table.paper_cell("mtt", 1)
+    assert dict(cell.settings) == {"num_experts": paper_table.MTT_EXPERTS, "expert_train_epochs": 3}
+    assert cell.iterations == 5000 and cell.init == "real" and "experttrainepochs3" in cell.name
+    dc = paper_table.paper_cell("dc", 1)
+    assert (dc.iterations, dc.init, dc.settings) == (1000, "noise", ())
+    row = {"method": "mtt", "variant": "paper", "init": "real", "settings": list(cell.settings), "epochs": 1}
+    assert paper_table._label(row) == f"MTT, num experts {paper_table.MTT_EXPERTS}, expert train epochs 3"
