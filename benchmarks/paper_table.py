@@ -202,7 +202,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
         images, labels = synthetic.images, synthetic.labels
         record["distill"] = _distill_record(synthetic)
     record["machine"] = machine_info("cpu")
-    if synthetic is not None and cell.ipc in (1, 10):
+    if synthetic is not None and cell.ipc in (1, 10) and not (directory / f"{cell.name}.pt").is_file():
         synthetic.save(directory / f"{cell.name}.pt")  # small: anyone can evaluate it with their own code
     write_json(path, record)
     test = load_dataset("cifar10", "test")
