@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table)
         if records:
             plot(records, args.dir.parent / f"{args.dir.name}.png")
-        if args.dir == DEFAULT_DIR:
+        if args.dir.resolve() == DEFAULT_DIR.resolve():  # also when --dir names it by a relative path
             from distill.core.io import write_section
 
             write_section(RESULTS_DOC, "paper-table", (table + "\n\n" + study_status(args.dir)) if records
