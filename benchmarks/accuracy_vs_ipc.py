@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from distill.core.data import ClassDataset, load_dataset  # noqa: E402
-from distill.core.evaluate import TrainConfig, at_learned_lr, evaluate, protocol_setup  # noqa: E402
+from distill.core.evaluate import TrainConfig, evaluate, protocol_setup  # noqa: E402
 from distill.core.zca import whitened_like  # noqa: E402
 from distill.core.hardware import machine_info  # noqa: E402
 from distill.core.io import open_records, write_json  # noqa: E402
@@ -75,8 +75,7 @@ def build_set(method: str, ipc: int, args: argparse.Namespace, train: ClassDatas
 
 def evaluate_set(images: torch.Tensor, labels: torch.Tensor, test: ClassDataset, nets: int, epochs: int,
                  synthetic: SyntheticSet | None = None) -> dict:
-    config, net_kwargs = protocol_setup(PROTOCOL, TrainConfig(epochs=epochs))
-    config = at_learned_lr(config, synthetic)
+    config, net_kwargs = protocol_setup(PROTOCOL, TrainConfig(epochs=epochs), synthetic)
     started = time.perf_counter()
     result = evaluate(images, labels, test, config=config, seeds=range(nets), **net_kwargs)
     return {"accuracy": dataclasses.asdict(result), "eval_seconds": time.perf_counter() - started,
@@ -211,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             synthetic, seconds = build_set(method, ipc, args, train, args.work, progress=not args.quiet)
             view = whitened_like(test, synthetic)  # a ZCA set (MTT's) is tested on test images whitened alike
             row = {"method": method, "ipc": ipc, "iterations": synthetic.iterations, "distill_seconds": seconds,
-                   "device": device, **evaluate_set(synthetic.images, synthetic.labels, view, args.nets, args.epochs, synthetic)}
+                   "device": device,
+                   **evaluate_set(synthetic.images, synthetic.labels, view, args.nets, args.epochs, synthetic)}
             report["records"].append(row)
             done.add((method, ipc))
             save()

@@ -154,7 +154,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     import torch
 
     from distill.core.data import load_dataset
-    from distill.core.evaluate import at_learned_lr, evaluate, protocol_setup
+    from distill.core.evaluate import evaluate, protocol_setup
     from distill.core.engine import TrainConfig
     from distill.core.hardware import machine_info
     from distill.core.io import write_json
@@ -210,8 +210,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
         test = whitened_like(test, synthetic)  # MTT's sets hold whitened images: the test images alike
     for protocol in cell.protocols:
         config, kwargs = protocol_setup(protocol, TrainConfig(epochs=cell.iterations if cell.method == WHOLE
-                                                              else epochs[protocol]))
-        config = at_learned_lr(config, synthetic)  # MTT's sets train at the lr they learned, as MTT evaluates
+                                                              else epochs[protocol]), synthetic)
         want = 1 if cell.method == WHOLE else nets
         if smoke:
             kwargs["width"] = 8

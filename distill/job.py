@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from distill.core.data import DATASETS
 from distill.shell.distributed import gather, shard
 from distill.core.errors import DistillError
-from distill.core.evaluate import EVAL_PROTOCOLS, TrainConfig, at_learned_lr, protocol_setup
+from distill.core.evaluate import EVAL_PROTOCOLS, TrainConfig, protocol_setup
 from distill.methods import DistillConfig, check_image_size, distill, get_method
 from distill.shell.preflight import (DataListing, check_disk, check_ipc, check_memory, check_names, check_output,
                                data_memory, data_writes, encoder_memory, read_listing)
@@ -81,8 +81,7 @@ def eval_setup(cfg: RunConfig, network: str | None = None, synthetic: SyntheticS
                ) -> tuple[TrainConfig, dict]:
     """The training config and network keyword arguments of ``network`` under the run's evaluation protocol
     (at the lr ``synthetic`` learned, if it learned one: :func:`~distill.core.evaluate.at_learned_lr`)."""
-    train_cfg, net_kwargs = protocol_setup(cfg.eval_protocol, cfg.train)
-    train_cfg = at_learned_lr(train_cfg, synthetic)
+    train_cfg, net_kwargs = protocol_setup(cfg.eval_protocol, cfg.train, synthetic)
     if not (network or cfg.eval_network).startswith("convnet"):
         net_kwargs = {}  # the protocols' norm is the ConvNet's; other networks keep their own
     return train_cfg, net_kwargs

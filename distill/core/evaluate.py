@@ -29,12 +29,13 @@ EVAL_PROTOCOLS: dict[str, dict] = {
 }
 
 
-def protocol_setup(protocol: str, config: TrainConfig) -> tuple[TrainConfig, dict]:
-    """The training config and ConvNet keyword arguments of an evaluation protocol (see ``EVAL_PROTOCOLS``)."""
+def protocol_setup(protocol: str, config: TrainConfig, synthetic=None) -> tuple[TrainConfig, dict]:
+    """The training config and ConvNet keyword arguments of an evaluation protocol (see ``EVAL_PROTOCOLS``),
+    for ``synthetic`` at the lr it learned if it learned one (:func:`at_learned_lr`)."""
     if protocol not in EVAL_PROTOCOLS:
         raise DistillError(f"unknown evaluation protocol {protocol!r}; use {' or '.join(EVAL_PROTOCOLS)}")
     spec = EVAL_PROTOCOLS[protocol]
-    return replace(config, **spec["train"]), dict(spec["network"])
+    return at_learned_lr(replace(config, **spec["train"]), synthetic), dict(spec["network"])
 
 
 def at_learned_lr(config: TrainConfig, synthetic) -> TrainConfig:
