@@ -55,16 +55,23 @@ PAPER_BASELINES = {"dc": {1: (28.3, None), 10: (44.9, None), 50: (53.9, None)},
                    "mtt": {1: (31.9, None), 10: (56.4, None), 50: (65.9, None)},
                    "cafe": {1: (31.6, None), 10: (50.9, None), 50: (62.3, None)}}
 PAPER = {**PAPER_COMPARED, **PAPER_BASELINES}
+#: The pair the study compares at 8000 iterations; the other methods' cells show their own counts.
+PAIR = ("datadam", "dm")
 
 
 #: MTT's experts on 2 cores (~30 s an epoch on all of CIFAR-10): 10 of them (the public code trains 100).
 MTT_EXPERTS = 10
 
+#: Outer iterations where the public code's count is beyond 2 cores (s/it from ``distill-cost-cpu*.json``):
+#: CAFE 149 s/it at ipc 1 (2000 → ~83 h); DC/DSA ~90 s/it at ipc 10 (1000 → ~25 h); MTT ~19 s/it at ipc 10
+#: (5000 → ~26 h). Each is ~2–3 h, and the cell's name and label carry the count.
+CPU_ITERATIONS = {("cafe", 1): 50, ("dc", 10): 100, ("dsa", 10): 100, ("mtt", 10): 500}
+
 
 def paper_cell(method: str, ipc: int) -> "Cell":
     """A baseline's cell at its registry entry's ``paper`` preset (the public code's defaults): its own
-    iterations (DC/DSA 1000 outer iterations, MTT 5000, CAFE 2000, instead of DataDAM's 8000) and start
-    (Gaussian noise for DC and CAFE, real images for DSA and MTT).
+    iterations (DC/DSA 1000 outer iterations, MTT 5000, CAFE 2000, instead of DataDAM's 8000; fewer where
+    ``CPU_ITERATIONS`` says so) and start (Gaussian noise for DC and CAFE, real images for DSA and MTT).
 
     MTT's experts train only the epochs its segments reach (start epochs below ``max_start_epoch``, plus
     ``expert_epochs``: 3 at ipc 1, where the public code trains 50). They train at a constant lr without
@@ -78,7 +85,8 @@ def paper_cell(method: str, ipc: int) -> "Cell":
     if method == "mtt":
         row = DistillConfig(method=method, ipc=ipc).resolved("cpu")
         settings = (("num_experts", MTT_EXPERTS), ("expert_train_epochs", row.max_start_epoch - 1 + row.expert_epochs))
-    return Cell(method, ipc, iterations=preset["iterations"], init=preset.get("init", "real"), settings=settings)
+    iterations = CPU_ITERATIONS.get((method, ipc), preset["iterations"])
+    return Cell(method, ipc, iterations=iterations, init=preset.get("init", "real"), settings=settings)
 
 
 @dataclass(frozen=True)
@@ -126,8 +134,10 @@ def _cells() -> list[Cell]:
     cells += [Cell(method, 50) for method in ("random", "herding", "kcenter")]
     # 3. forgetting, once its 200 counting epochs (estimated ~1.5 h on 2 cores, not measured; cached) are spent
     cells += [Cell("forgetting", ipc) for ipc in (1, 10, 50)]
-    # issue 20: the other methods at ipc 1, at their own iteration counts (DC/DSA ~5 s an iteration here)
+    # issue 20: the other methods at ipc 1, at their own iteration counts (DC/DSA ~5 s an iteration here;
+    # CAFE at a CPU budget), then DC/DSA/MTT at ipc 10 at CPU budgets (the sets of the cross-architecture rows)
     cells += [paper_cell(method, 1) for method in ("dc", "dsa", "mtt", "cafe")]
+    cells += [paper_cell(method, 10) for method in ("dc", "dsa", "mtt")]
     return cells
 
 
@@ -327,9 +337,11 @@ def render_markdown(records: list[dict]) -> str:
     epochs = {p: sorted({r["epochs"] for r in rows if r["protocol"] == p}) for p in ("dm", "official")}
     precision = sorted({str(r["evaluation"][p].get("engine", {}).get("precision")) for r in records
                         for p in r["evaluation"] if r["evaluation"][p].get("engine")})
-    learned = [r for r in rows if r["iterations"]]
+    learned = [r for r in rows if r["iterations"] and r["method"] in PAIR]
     made = (f"DataDAM/DM {'/'.join(sorted({str(r['iterations']) for r in learned}))} iterations at batch_real "
             f"{'/'.join(sorted({str(r['batch_real']) for r in learned}))}, no ZCA; " if learned else "")
+    if any(r["iterations"] and r["method"] not in PAIR for r in rows):
+        made += "the other methods at the outer iterations in square brackets; "
     protocols = ", ".join(f"`{p}` {'/'.join(map(str, e))} epochs" for p, e in epochs.items() if e)
     out = [f"Settings: {made}evaluation ConvNet-3, {NETS} nets a cell ({protocols}), accuracy at the end of "
            f"training, trained through the engine in {'/'.join(precision)} on a 2-core CPU. In brackets: the "
@@ -345,7 +357,8 @@ def render_markdown(records: list[dict]) -> str:
             if match:
                 r = match[0]
                 partial = "" if r["nets"] >= NETS else f" [{r['nets']} of {NETS} nets]"
-                cells.append(f"{r['mean']:.2f} ± {r['std']:.2f}{paper_text}{partial}")
+                budget = f" [{r['iterations']} it]" if r["iterations"] and method not in PAIR else ""
+                cells.append(f"{r['mean']:.2f} ± {r['std']:.2f}{paper_text}{budget}{partial}")
             else:
                 cells.append(f"—{paper_text}")
         out.append(f"| {label} | {protocol} | " + " | ".join(cells) + " |")

@@ -107,3 +107,24 @@ def test_mtt_cell_trains_the_expert_epochs_its_segments_reach():
     assert (dc.iterations, dc.init, dc.settings) == (1000, "noise", ())
     row = {"method": "mtt", "variant": "paper", "init": "real", "settings": list(cell.settings), "epochs": 1}
     assert paper_table._label(row) == f"MTT, num experts {paper_table.MTT_EXPERTS}, expert train epochs 3"
+
+
+def test_baselines_beyond_two_cores_run_a_stated_budget_that_the_table_shows():
+    """CAFE at ipc 1 and DC/DSA/MTT at ipc 10 run ``CPU_ITERATIONS``; the count is in the name and in the cell."""
+    cafe, dc1, dc10 = paper_table.paper_cell("cafe", 1), paper_table.paper_cell("dc", 1), paper_table.paper_cell("dc", 10)
+    assert (cafe.iterations, dc1.iterations, dc10.iterations) == (50, 1000, 100)
+    assert "-it50-" in cafe.name and "-it100-" in dc10.name
+    assert {c.name for c in (cafe, dc1, dc10)} <= {c.name for c in paper_table.CELLS}
+
+    def record(method, ipc, iterations, runs):
+        return {"name": f"{method}-{ipc}", "method": method, "variant": "paper", "ipc": ipc, "iterations": iterations,
+                "batch_real": 256, "init": "real",
+                "evaluation": {"dm": {"runs": runs, "epochs": 1000, "engine": {"precision": "bf16"}}}}
+
+    text = paper_table.render_markdown([record("dm", 1, 8000, [25.0, 26.0]), record("dc", 1, 1000, [27.0, 28.0]),
+                                        record("dc", 10, 100, [40.0, 41.0])])
+    dc_row = next(line for line in text.splitlines() if line.startswith("| DC |"))
+    assert "27.50 ± 0.50 (28.3) [1000 it]" in dc_row and "40.50 ± 0.50 (44.9) [100 it]" in dc_row
+    assert "DataDAM/DM 8000 iterations" in text and "square brackets" in text
+    dm_row = next(line for line in text.splitlines() if line.startswith("| DM |"))
+    assert " it]" not in dm_row
