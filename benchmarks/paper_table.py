@@ -8,7 +8,7 @@ batch 64, 1800 epochs), accuracy at the END of training on the 10,000 real test 
 Every cell writes its own JSON under ``--dir`` (default ``benchmarks/results/paper-table/``) as it goes:
 the distillation checkpoints (``<dir>/checkpoints/``, committed between sittings), and each evaluation net's accuracy lands in the
 cell file as soon as it is known, so a killed study loses at most one net. Rerun the same command and
-it continues; finished cells are skipped. Sets at ipc 1 and 10 are saved beside their JSON.
+it continues; finished cells are skipped. Every set is saved beside its JSON.
 
 Usage:
   python benchmarks/paper_table.py                      # every cell of CELLS, in order of value
@@ -35,7 +35,6 @@ from distill.core.errors import DistillError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = ROOT / "benchmarks" / "results" / "paper-table"
-WORK = ROOT / ".cache" / "paper-table"
 RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
 #: The paper's evaluation: epochs per protocol (DM's code: 1000; the public DataDAM code's runs: 1800).
 EPOCHS = {"dm": 1000, "official": 1800}
@@ -176,10 +175,9 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     tune_allocator()
     path = cell_path(directory, cell)
     record = read_cell(directory, cell) or {**asdict(cell), "name": cell.name, "evaluation": {}}
-    work = (directory / "work") if smoke else WORK
-    set_file = work / f"{cell.name}.pt"
-    if not set_file.is_file() and (directory / f"{cell.name}.pt").is_file():
-        set_file = directory / f"{cell.name}.pt"  # the committed copy (ipc 1 and 10): evaluated on any machine
+    # Every set is saved beside its JSON and committed with it (ipc 50: ~6 MB): any machine evaluates it, anyone
+    # can with their own code, and the continual and NAS ipc-50 presets read the DataDAM and DM sets from there.
+    set_file = directory / f"{cell.name}.pt"
     # The checkpoint of a set still being distilled lives beside the cell files, committed at the end of a
     # sitting: an 8000-iteration set at batch_real 256 takes longer than one, and the next one continues it.
     checkpoint = directory / "checkpoints" / f"{cell.name}.pt"
@@ -193,7 +191,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
         init = cell.init
         if cell.init not in ("real", "noise"):  # the selection's own cell makes the start set (or reuses it)
             start = Cell(cell.init, cell.ipc, seed=cell.seed)
-            init = str(work / f"{start.name}.pt")
+            init = str(directory / f"{start.name}.pt")
             if not Path(init).is_file():
                 distill(train, DistillConfig(method=cell.init, ipc=cell.ipc), seed=cell.seed,
                         progress=progress).save(init)
@@ -212,8 +210,6 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
         images, labels = synthetic.images, synthetic.labels
         record["distill"] = _distill_record(synthetic)
     record["machine"] = machine_info("cpu")
-    if synthetic is not None and cell.ipc in (1, 10) and not (directory / f"{cell.name}.pt").is_file():
-        synthetic.save(directory / f"{cell.name}.pt")  # small: anyone can evaluate it with their own code
     write_json(path, record)
     test = load_dataset("cifar10", "test")
     if synthetic is not None:

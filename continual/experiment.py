@@ -39,7 +39,7 @@ def saved_sets(cfg: ContinualConfig) -> dict[str, SyntheticSet]:
         path = Path(name) if Path(name).is_absolute() or Path(name).exists() else REPO / name
         if not path.is_file():
             raise DistillError(f"--synthetic {name}: no such file; make it first (benchmarks/paper_table.py "
-                               f"writes the study's sets under .cache/paper-table/) or drop it")
+                               f"commits the study's sets under benchmarks/results/paper-table/) or drop it")
         synthetic = SyntheticSet.load(path)
         if synthetic.method not in cfg.memory:
             raise DistillError(f"--synthetic {name} is a {synthetic.method} set, but --memory is "

@@ -228,4 +228,5 @@ def test_ipc50_presets_use_the_studys_sets_and_fit_the_paper_network(steps):
     assert set(cfg.memory) == {"datadam", "dm", "herding", "random"}
     assert [Path(p).name for p in cfg.synthetic] == ["datadam-paper-ipc50-it8000-br256-s0.pt",
                                                     "dm-ipc50-it8000-br256-s0.pt"]
+    assert {Path(p).parent for p in cfg.synthetic} == {Path("benchmarks/results/paper-table")}  # committed
     assert cfg.distill.iterations == 8000 and cfg.distill.batch_real == 256  # what the study's sets were made with

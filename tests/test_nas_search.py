@@ -223,6 +223,7 @@ def test_every_preset_loads_and_keeps_the_nb201_recipe(preset):
     if "ipc50" in preset:  # the study's 8000-iteration sets, not distilled again; the rest as the CPU preset
         assert [Path(p).name for p in config.synthetic] == ["datadam-paper-ipc50-it8000-br256-s0.pt",
                                                            "dm-ipc50-it8000-br256-s0.pt"]
+        assert {Path(p).parent for p in config.synthetic} == {Path("benchmarks/results/paper-table")}  # committed
         base = resolve_search_config(preset_file=preset_path("nas", preset.replace("-ipc50", "")))
         assert (config.channels, config.cells_per_stage, config.resolution, config.images_seen, config.rank_by) == \
             (base.channels, base.cells_per_stage, base.resolution, base.images_seen, base.rank_by)
