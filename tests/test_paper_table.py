@@ -127,3 +127,8 @@ def test_baselines_beyond_two_cores_run_a_stated_budget_that_the_table_shows():
     assert "DataDAM/DM 8000 iterations" in text and "square brackets" in text
     dm_row = next(line for line in text.splitlines() if line.startswith("| DM |"))
     assert " it]" not in dm_row
+    official = record("datadam", 1, 8000, [30.0, 31.0])
+    official.update(variant="official", batch_real=64)
+    assert "| DataDAM (official), batch_real 64 | dm | 30.50 ± 0.50 (32.0) [2 of 5 nets] |" in paper_table.render_markdown([official])
+    assert paper_table.paper_cell("dc", 1).name in {c.name for c in paper_table.CELLS}
+    assert "datadam-official-ipc1-it8000-br64-s0" in {c.name for c in paper_table.CELLS}  # the public code's 64
