@@ -131,4 +131,11 @@ def test_baselines_beyond_two_cores_run_a_stated_budget_that_the_table_shows():
     official.update(variant="official", batch_real=64)
     assert "| DataDAM (official), batch_real 64 | dm | 30.50 ± 0.50 (32.0) [2 of 5 nets] |" in paper_table.render_markdown([official])
     assert paper_table.paper_cell("dc", 1).name in {c.name for c in paper_table.CELLS}
+    # the official variant is paired with DM, and with its control, DM through the same BatchNorm encoder
+    control = record("dm", 1, 8000, [29.0, 30.0])
+    control.update(batch_real=64, settings=[["norm", "batchnorm"]])
+    text = paper_table.render_markdown([official, control, record("dm", 1, 8000, [25.0, 26.0])])
+    assert "| DataDAM (official), batch_real 64 − DM | dm | 1 | +5.00 [" in text
+    assert "| DataDAM (official), batch_real 64 − DM, norm batchnorm, batch_real 64 | dm | 1 | +1.00 [" in text
+    assert "dm-ipc1-it8000-br64-normbatchnorm-s0" in {c.name for c in paper_table.CELLS}
     assert "datadam-official-ipc1-it8000-br64-s0" in {c.name for c in paper_table.CELLS}  # the public code's 64
