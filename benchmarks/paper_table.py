@@ -350,15 +350,19 @@ def render_markdown(records: list[dict]) -> str:
            f"training, trained through the engine in {'/'.join(precision)} on a 2-core CPU. In brackets: the "
            "paper's figure " "(the same for both protocols: it reports one).", "",
            "| method | protocol | ipc 1 | ipc 10 | ipc 50 |", "|---|---|---|---|---|"]
-    keys = sorted({(_label(r), r["protocol"], r["method"]) for r in rows}, key=lambda k: (k[1], k[0]))
+    # one row a (label, protocol, ipc): the labels are computed once, and both tables below look rows up here
+    by_key = {}
+    for r in rows:
+        by_key.setdefault((_label(r), r["protocol"], r["ipc"]), r)
+    keys = sorted({(label, protocol, r["method"]) for (label, protocol, _), r in by_key.items()},
+                  key=lambda k: (k[1], k[0]))
     for label, protocol, method in keys:
         cells = []
         for ipc in (1, 10, 50):
-            match = [r for r in rows if _label(r) == label and r["protocol"] == protocol and r["ipc"] == ipc]
+            r = by_key.get((label, protocol, ipc))
             paper = PAPER.get(method, {}).get(ipc)
             paper_text = f" ({paper[0]:.1f})" if paper else ""
-            if match:
-                r = match[0]
+            if r:
                 partial = "" if r["nets"] >= NETS else f" [{r['nets']} of {NETS} nets]"
                 budget = f" [{r['iterations']} it]" if r["iterations"] and method not in PAIR else ""
                 cells.append(f"{r['mean']:.2f} ± {r['std']:.2f}{paper_text}{budget}{partial}")
@@ -374,16 +378,16 @@ def render_markdown(records: list[dict]) -> str:
     # Every DataDAM row started from real images against every DM row: the paper's pair, and the public code's
     # variant against DM with and without the same BatchNorm encoder (the control that says what the gain is).
     pairs = []
-    datadam = sorted({_label(r) for r in rows if r["method"] == "datadam" and r["init"] == "real"}, reverse=True)
-    dm = sorted({_label(r) for r in rows if r["method"] == "dm"})
+    datadam = sorted({k[0] for k, r in by_key.items() if r["method"] == "datadam" and r["init"] == "real"},
+                     reverse=True)
+    dm = sorted({k[0] for k, r in by_key.items() if r["method"] == "dm"})
     for a_label, b_label in ((a, b) for a in datadam for b in dm):
         for protocol in ("dm", "official"):
             for ipc in (1, 10, 50):
-                a = [r for r in rows if _label(r) == a_label and r["ipc"] == ipc and r["protocol"] == protocol]
-                b = [r for r in rows if _label(r) == b_label and r["ipc"] == ipc and r["protocol"] == protocol]
+                a, b = by_key.get((a_label, protocol, ipc)), by_key.get((b_label, protocol, ipc))
                 if a and b:
                     pairs.append(f"| {a_label} − {b_label} | {protocol} | {ipc} | "
-                                 f"{verdict(welch_interval(a[0]['runs'], b[0]['runs']))} |")
+                                 f"{verdict(welch_interval(a['runs'], b['runs']))} |")
     out += ["", "DataDAM − DM, Welch 95 % interval over the nets:", ""]
     out += ["| pair | protocol | ipc | difference [95 % CI] |", "|---|---|---|---|", *pairs] if pairs else \
         ["no cell pairs DataDAM with DM yet: no difference is claimed."]
