@@ -1,7 +1,9 @@
 """Cross-architecture evaluation: sets made with the ConvNet, trained on AlexNet, VGG-11 and ResNet-18.
 
 The sets are the ones ``benchmarks/accuracy_vs_ipc.py`` built (``--sets``: its ``--work``/ipc<N> folder),
-so this table and the accuracy-against-ipc table evaluate the same images. Every (method, network) pair
+so this table and the accuracy-against-ipc table evaluate the same images; or, with ``--study DIR --ipc N``,
+the paper-table study's committed sets (each method's own cell at that ipc: DataDAM's paper variant and DM at
+8000 iterations, DC/DSA/MTT/CAFE at the iterations their cells state). Every (method, network) pair
 trains ``--nets`` fresh networks for ``--epochs`` epochs under the ``dm`` protocol's recipe
 (distill/core/evaluate.py; the ConvNet keeps the protocol's instance norm, the other networks their own) and
 tests them on the 10,000 real test images. Records land in ``--out`` (atomically) as each pair finishes;
@@ -11,6 +13,8 @@ Usage:
   python benchmarks/accuracy_vs_ipc.py --ipcs 10 --methods datadam,dm,herding,random   # makes the sets
   python benchmarks/cross_arch.py --sets runs/accuracy-vs-ipc/ipc10 --methods datadam,dm,herding,random \\
       --networks convnet,alexnet,vgg11,resnet18 --nets 1 --epochs 100 --out benchmarks/results/cross-arch-ipc10.json
+  python benchmarks/cross_arch.py --study benchmarks/results/paper-table --ipc 10 \\
+      --methods datadam,dm,dc,dsa,mtt,herding,random --nets 3 --out benchmarks/results/cross-arch-study-ipc10.json
   python benchmarks/cross_arch.py --table --out benchmarks/results/cross-arch-ipc10.json   # print the table
 """
 
@@ -27,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from benchmarks.accuracy_vs_ipc import PAPER, STYLE  # noqa: E402
+from benchmarks.accuracy_vs_ipc import PAPER  # noqa: E402
 from distill.core.data import load_dataset  # noqa: E402
+from distill.core.errors import DistillError  # noqa: E402
 from distill.core.evaluate import TrainConfig, evaluate_networks  # noqa: E402
 from distill.core.zca import whitened_like  # noqa: E402
 from distill.core.hardware import machine_info  # noqa: E402
@@ -37,6 +42,7 @@ from distill.job import RunConfig, eval_setup  # noqa: E402
 from distill.core.networks import list_networks  # noqa: E402
 from distill.core.perf import tune_allocator  # noqa: E402
 from distill.core.synthetic import SyntheticSet  # noqa: E402
+from distill.methods import get_method, list_methods  # noqa: E402
 
 PROTOCOL = "dm"
 #: The DataDAM paper's cross-architecture table, CIFAR-10 ipc 50 (ConvNet-distilled, 1000+ epochs on a GPU);
@@ -60,14 +66,42 @@ def table(report: dict) -> str:
             cells.append(f"{r['mean']:.1f} ± {r['std']:.1f}" if r else "-")
         paper = PAPER_IPC50.get(m)
         cells.append(" / ".join(f"{paper[n]}" for n in networks if n in paper) if paper else "-")
-        lines.append(f"| {STYLE[m][1] if m in STYLE else m} | " + " | ".join(cells) + " |")
+        lines.append(f"| {get_method(m).label if m in list_methods() else m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def set_files(args: argparse.Namespace, methods: list[str]) -> dict[str, Path]:
+    """Each method's set file: ``<sets>/<method>.pt``, or its own cell of the study under ``--study``."""
+    if args.study is None:
+        files = {m: args.sets / f"{m}.pt" for m in methods}
+        hint = (f"make them with benchmarks/accuracy_vs_ipc.py --ipcs N --methods {args.methods} (its --work folder "
+                f"holds ipc<N>/<method>.pt)")
+    else:
+        from benchmarks.paper_table import CELLS, headline_cell
+
+        try:
+            cells = {m: headline_cell(m, args.ipc) for m in methods}
+        except DistillError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        absent = [c.name for c in cells.values() if c not in CELLS]
+        if absent:
+            raise SystemExit(f"error: the study has no cell {', '.join(absent)}; pick an ipc it runs (1, 10 or 50)")
+        files = {m: args.study / f"{c.name}.pt" for m, c in cells.items()}
+        hint = (f"run those cells first: python benchmarks/paper_table.py --only "
+                f"{','.join(c.name for m, c in cells.items() if not files[m].is_file())}")
+    missing = [str(f) for f in files.values() if not f.is_file()]
+    if missing:
+        raise SystemExit(f"error: no set at {', '.join(missing)}; {hint}")
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", type=Path, default=Path("runs/accuracy-vs-ipc/ipc10"),
                         help="folder of <method>.pt sets (accuracy_vs_ipc.py's --work/ipc<N>)")
+    parser.add_argument("--study", type=Path, default=None,
+                        help="read the paper-table study's sets from this folder instead of --sets (with --ipc)")
+    parser.add_argument("--ipc", type=int, default=10, help="with --study: the cells' ipc")
     parser.add_argument("--methods", default="datadam,dm,herding,random", help="comma-separated set names")
     parser.add_argument("--networks", default="convnet,alexnet,vgg11,resnet18", help="comma-separated")
     parser.add_argument("--nets", type=int, default=1, help="networks trained per (set, network)")
@@ -84,10 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"error: unknown network(s) {unknown}; choose from {', '.join(list_networks())}")
     methods = [m for m in args.methods.split(",") if m]
-    missing = [str(args.sets / f"{m}.pt") for m in methods if not (args.sets / f"{m}.pt").is_file()]
-    if missing:
-        raise SystemExit(f"error: no set at {', '.join(missing)}; make them with benchmarks/accuracy_vs_ipc.py "
-                         f"--ipcs N --methods {args.methods} (its --work folder holds ipc<N>/<method>.pt)")
+    files = set_files(args, methods)
     tune_allocator()
     report = open_records(args.out, {k: getattr(args, k) for k in BUDGET})
     done = {(r["method"], r["network"]) for r in report["records"]}
@@ -95,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     run = RunConfig(eval_protocol=PROTOCOL, train=TrainConfig(epochs=args.epochs))  # the ConvNet keeps its norm
     for method in methods:
-        synthetic = SyntheticSet.load(args.sets / f"{method}.pt")
+        synthetic = SyntheticSet.load(files[method])
         report["ipc"] = synthetic.ipc
         for network in networks:
             if (method, network) in done:
@@ -103,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             row = evaluate_networks(synthetic.images, synthetic.labels, whitened_like(test, synthetic), [network],
                                     setup=partial(eval_setup, run, synthetic=synthetic),
                                     seeds=range(args.nets), device=device)[network]
-            report["records"].append({"method": method, "iterations": synthetic.iterations, "device": device,
-                                      "protocol": PROTOCOL, **row})
-            report.update({"dataset": "cifar10", "sets": str(args.sets), "machine": machine_info(device),
-                           "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
+            report["records"].append({"method": method, "set": str(files[method]), "iterations": synthetic.iterations,
+                                      "device": device, "protocol": PROTOCOL, **row})
+            report.update({"dataset": "cifar10", "sets": str(args.study or args.sets),
+                           "machine": machine_info(device), "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
             write_json(args.out, report)
             print(f"{method:10s} {network:9s} {row['mean']:6.2f} ± {row['std']:.2f}  ({row['seconds']:.0f} s)",
                   flush=True)

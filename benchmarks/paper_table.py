@@ -44,7 +44,7 @@ NETS = 5
 WHOLE, WHOLE_EPOCHS = "whole", 30
 #: The paper's CIFAR-10 ConvNet figures (DataDAM, ICCV 2023, Table 1; coresets from DC's Table 1), mean ± std:
 #: one copy, with its sources, in accuracy_vs_ipc.py.
-from accuracy_vs_ipc import PAPER as PAPER_COMPARED, PAPER_WHOLE  # noqa: E402
+from benchmarks.accuracy_vs_ipc import PAPER as PAPER_COMPARED, PAPER_WHOLE  # noqa: E402
 
 #: The other distillation methods' CIFAR-10 means in the DataDAM paper's Table 1 (docs/METHOD.md §8; no std is
 #: quoted there, so none is drawn). Its MTT row is below MTT's own paper (46.3 / 65.3 / 71.6, with ZCA, which
@@ -146,6 +146,15 @@ def _cells() -> list[Cell]:
 
 
 CELLS = _cells()
+
+
+def headline_cell(method: str, ipc: int) -> Cell:
+    """The cell whose set stands for ``method`` at ``ipc`` in the table (what other benchmarks evaluate again):
+    DataDAM's paper variant and DM at 8000 iterations, DC/DSA/MTT/CAFE at their own counts, the coresets."""
+    from distill.methods import get_method
+
+    get_method(method)  # a DistillError (one line) for a name the registry does not know
+    return paper_cell(method, ipc) if method in PAPER_BASELINES else Cell(method, ipc)
 
 
 def cell_path(directory: Path, cell: Cell) -> Path:
@@ -276,11 +285,12 @@ def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple
     return diff, diff - half, diff + half
 
 
-def verdict(interval: tuple[float, float, float] | None) -> str:
+def verdict(interval: tuple[float, float, float] | None, first: str = "DataDAM", second: str = "DM") -> str:
+    """The difference first − second with its interval, and who wins: only where the interval excludes 0."""
     if interval is None:
         return "n/a"
     diff, low, high = interval
-    word = "DataDAM wins" if low > 0 else "DM wins" if high < 0 else "tie"
+    word = f"{first} wins" if low > 0 else f"{second} wins" if high < 0 else "tie"
     return f"{diff:+.2f} [{low:+.2f}, {high:+.2f}] {word}"
 
 
@@ -377,21 +387,36 @@ def render_markdown(records: list[dict]) -> str:
                     f"protocol, DSA): {r['mean']:.2f} % (paper: {PAPER_WHOLE})."]
     # Every DataDAM row started from real images against every DM row: the paper's pair, and the public code's
     # variant against DM with and without the same BatchNorm encoder (the control that says what the gain is).
+    # Then each other distillation method against the paper's pair (DataDAM's paper variant and DM).
+    def labels(keep) -> list[str]:  # noqa: ANN001 - a predicate on a row
+        return sorted({k[0] for k, r in by_key.items() if keep(r)})
+
+    datadam = labels(lambda r: r["method"] == "datadam" and r["init"] == "real")[::-1]
+    dm = labels(lambda r: r["method"] == "dm")
+    pair = labels(lambda r: r["method"] in PAIR and r["variant"] == "paper" and not r["settings"]
+                  and r["batch_real"] == Cell.batch_real and r["init"] == "real")
+    others = labels(lambda r: r["method"] in PAPER_BASELINES)
     pairs = []
-    datadam = sorted({k[0] for k, r in by_key.items() if r["method"] == "datadam" and r["init"] == "real"},
-                     reverse=True)
-    dm = sorted({k[0] for k, r in by_key.items() if r["method"] == "dm"})
-    for a_label, b_label in ((a, b) for a in datadam for b in dm):
+    for a_label, b_label in [*((a, b) for a in datadam for b in dm), *((a, b) for a in others for b in pair)]:
         for protocol in ("dm", "official"):
             for ipc in (1, 10, 50):
                 a, b = by_key.get((a_label, protocol, ipc)), by_key.get((b_label, protocol, ipc))
                 if a and b:
+                    names = (_short(a), _short(b))
                     pairs.append(f"| {a_label} − {b_label} | {protocol} | {ipc} | "
-                                 f"{verdict(welch_interval(a['runs'], b['runs']))} |")
-    out += ["", "DataDAM − DM, Welch 95 % interval over the nets:", ""]
+                                 f"{verdict(welch_interval(a['runs'], b['runs']), *names)} |")
+    out += ["", "Differences (first row − second row), Welch 95 % interval over the nets: DataDAM against DM, then "
+                "every other distillation method against both:", ""]
     out += ["| pair | protocol | ipc | difference [95 % CI] |", "|---|---|---|---|", *pairs] if pairs else \
         ["no cell pairs DataDAM with DM yet: no difference is claimed."]
     return "\n".join(out)
+
+
+def _short(row: dict) -> str:
+    """The method's registry label alone (who wins a pair)."""
+    from distill.methods import get_method
+
+    return get_method(row["method"]).label
 
 
 def plot(records: list[dict], path: Path) -> None:
@@ -446,6 +471,7 @@ def study_status(directory: Path, nets: int = NETS) -> str:
     done = [c for c in CELLS if finished(read_cell(directory, c), c, nets)]
     todo = [c for c in CELLS if c not in done]
     lines = [f"Where the study stands: {len(done)} of {len(CELLS)} cells finished."]
+    started = []
     for c in todo:
         checkpoint = directory / "checkpoints" / f"{c.name}.pt"
         if checkpoint.is_file():
@@ -454,6 +480,8 @@ def study_status(directory: Path, nets: int = NETS) -> str:
             state = torch.load(checkpoint, map_location="cpu", weights_only=False)
             lines.append(f"In progress: `{c.name}`, iteration {state.get('iteration', '?')} of {c.iterations} "
                          f"(its checkpoint under `checkpoints/` continues it).")
+            started.append(c)
+    todo = [c for c in todo if c not in started]
     if todo:
         lines.append("Next, in order of value: " + ", ".join(f"`{c.name}`" for c in todo[:4])
                      + (f" and {len(todo) - 4} more" if len(todo) > 4 else "") + " (`--list` shows all).")

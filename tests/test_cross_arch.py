@@ -45,3 +45,32 @@ def test_every_set_on_every_network_resumes_and_tabulates(cifar_tree, tmp_path, 
         cross.main([*common, "--networks", "lenet9"])
     with pytest.raises(SystemExit, match="made with"):
         cross.main([*common, "--methods", "random", "--epochs", "2"])
+
+
+def test_study_sets_are_each_methods_own_cell(cifar_tree, tmp_path):
+    """--study reads the set of the method's headline cell of the paper table, and names the cell to run when
+    it is missing or when the study has none at that ipc."""
+    from distill import distill, load_dataset
+    from distill.methods import DistillConfig
+
+    cross = _script("cross_arch")  # puts the repository on sys.path, as running the script does
+    table = importlib.import_module("benchmarks.paper_table")
+    study = tmp_path / "study"
+    study.mkdir()
+    cell = table.headline_cell("random", 1)
+    assert cell.name == "random-ipc1-s0" and cell in table.CELLS
+    assert table.headline_cell("dc", 10).name == "dc-ipc10-it100-br256-initnoise-s0"  # DC at its CPU budget
+    train = load_dataset("cifar10", "train", data_root=str(cifar_tree))
+    distill(train, DistillConfig(method="random", ipc=1), progress=False).save(study / f"{cell.name}.pt")
+    out = tmp_path / "cross.json"
+    common = ["--study", str(study), "--data-root", str(cifar_tree), "--epochs", "1", "--out", str(out),
+              "--networks", "convnet"]
+    assert cross.main([*common, "--ipc", "1", "--methods", "random"]) == 0
+    (record,) = json.loads(out.read_text())["records"]
+    assert record["method"] == "random" and record["set"] == str(study / "random-ipc1-s0.pt")
+    with pytest.raises(SystemExit, match="paper_table.py --only dm-ipc1-it8000-br256-s0"):
+        cross.main([*common, "--ipc", "1", "--methods", "random,dm"])
+    with pytest.raises(SystemExit, match="has no cell random-ipc3-s0"):
+        cross.main([*common, "--ipc", "3", "--methods", "random"])
+    with pytest.raises(SystemExit, match="unknown method 'lenet'"):
+        cross.main([*common, "--ipc", "1", "--methods", "lenet"])

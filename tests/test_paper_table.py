@@ -93,7 +93,9 @@ def test_status_names_the_finished_cells_the_checkpointed_one_and_the_next(tmp_p
     status = paper_table.study_status(tmp_path)
     assert status.startswith(f"Where the study stands: 1 of {len(paper_table.CELLS)} cells finished.")
     assert f"In progress: `{second.name}`, iteration 1234 of {second.iterations}" in status
-    assert f"Next, in order of value: `{second.name}`" in status and first.name not in status
+    third = paper_table.CELLS[2]  # the checkpointed cell is not also listed as next
+    assert f"Next, in order of value: `{third.name}`" in status and first.name not in status
+    assert status.count(second.name) == 1
 
 
 def test_mtt_cell_trains_the_expert_epochs_its_segments_reach():
@@ -137,5 +139,10 @@ def test_baselines_beyond_two_cores_run_a_stated_budget_that_the_table_shows():
     text = paper_table.render_markdown([official, control, record("dm", 1, 8000, [25.0, 26.0])])
     assert "| DataDAM (official), batch_real 64 − DM | dm | 1 | +5.00 [" in text
     assert "| DataDAM (official), batch_real 64 − DM, norm batchnorm, batch_real 64 | dm | 1 | +1.00 [" in text
+    # every other method against the paper's pair, the winner named
+    text = paper_table.render_markdown([record("dm", 1, 8000, [25.0, 25.2, 24.8]), record("dc", 1, 1000, [28.0, 28.2, 27.8]),
+                                        control])
+    assert "| DC − DM | dm | 1 | +3.00 [" in text and text.rstrip().endswith("DC wins |")
+    assert "| DC − DM, norm batchnorm" not in text  # a control is not the paper's DM
     assert "dm-ipc1-it8000-br64-normbatchnorm-s0" in {c.name for c in paper_table.CELLS}
     assert "datadam-official-ipc1-it8000-br64-s0" in {c.name for c in paper_table.CELLS}  # the public code's 64
