@@ -430,21 +430,26 @@ def plot(records: list[dict], path: Path) -> None:
     rows = table_rows(records)
     from distill.methods import get_method
 
-    # One line per label (a method, its variant and its start), in the registry's colour; DataDAM's other
-    # variant a shade apart. The paper's figure of the method (its default variant) as a star.
-    lines: dict[str, tuple[str, str | None]] = {}
+    # One line per label (a method, its variant, start and settings), in the registry's colour: solid with dots
+    # for the method as the table's headline runs it, dashed with its own marker for another variant, start or
+    # setting (DataDAM's official variant, the BatchNorm-encoder control). The paper's figure as a star.
+    lines: dict[str, tuple[str, str, str, str | None]] = {}
+    others = iter("sD^vP<>X" * 4)
     for r in rows:
-        if r["method"] != WHOLE:
+        if r["method"] != WHOLE and _label(r) not in lines:
             spec = get_method(r["method"])
-            default = r["variant"] == "paper" and r["init"] == _own_start(r["method"])
-            lines.setdefault(_label(r), (spec.color if default else "tab:orange", r["method"] if default else None))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+            default = (r["variant"] == "paper" and r["init"] == _own_start(r["method"]) and not r["settings"]
+                       and (r["method"] not in PAIR or r["batch_real"] == Cell.batch_real))
+            lines[_label(r)] = (spec.color, "-" if default else "--", "o" if default else next(others),
+                                r["method"] if default else None)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
     for ax, protocol in zip(axes, ("dm", "official")):
-        for label, (colour, paper_method) in lines.items():
+        for i, (label, (colour, style, marker, paper_method)) in enumerate(lines.items()):
             mine = sorted((r for r in rows if _label(r) == label and r["protocol"] == protocol), key=lambda r: r["ipc"])
+            dodge = 1 + 0.025 * (i - (len(lines) - 1) / 2)  # lines side by side at each ipc (log axis), stars at it
             if mine:
-                ax.errorbar([r["ipc"] for r in mine], [r["mean"] for r in mine], yerr=[r["std"] for r in mine],
-                            color=colour, marker="o", capsize=3, label=label)
+                ax.errorbar([r["ipc"] * dodge for r in mine], [r["mean"] for r in mine], yerr=[r["std"] for r in mine],
+                            color=colour, ls=style, marker=marker, capsize=3, label=label)
             paper = PAPER.get(paper_method or "", {})
             if paper and mine:
                 ax.scatter(list(paper), [v[0] for v in paper.values()], color=colour, marker="*", s=90,
@@ -457,11 +462,16 @@ def plot(records: list[dict], path: Path) -> None:
         ax.set_xscale("log")
         ax.set_xticks([1, 10, 50], ["1", "10", "50"])
         ax.set_xlabel("images per class")
-        epochs = sorted({r["epochs"] for r in rows if r["protocol"] == protocol})
+        epochs = sorted({r["epochs"] for r in rows if r["protocol"] == protocol and r["method"] != WHOLE})
         ax.set_title(f"protocol {protocol}: ConvNet-3, {'/'.join(map(str, epochs))} epochs; ★ = paper", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (%), end of training, mean ± std over nets")
-    axes[0].legend(fontsize=8, loc="lower right")
+    legend = {}  # every line once, whichever panel drew it
+    for ax in axes:
+        legend.update({label: handle for handle, label in zip(*ax.get_legend_handles_labels())})
+    handles, labels = list(legend.values()), list(legend)
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(4, len(labels)), frameon=False)
+    fig.subplots_adjust(bottom=0.12 + 0.035 * math.ceil(len(labels) / 4), top=0.93, wspace=0.05)
     save_figure(fig, path)
     plt.close(fig)
 
