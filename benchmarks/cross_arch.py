@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     run = RunConfig(eval_protocol=PROTOCOL, train=TrainConfig(epochs=args.epochs))  # the ConvNet keeps its norm
     for method in methods:
         synthetic = SyntheticSet.load(files[method])
+        if report["records"] and report.get("ipc") not in (None, synthetic.ipc):
+            raise SystemExit(f"error: {args.out} holds ipc-{report['ipc']} records and {files[method]} is an "
+                             f"ipc-{synthetic.ipc} set; pass another --out")
         report["ipc"] = synthetic.ipc
         for network in networks:
             if (method, network) in done:

@@ -70,6 +70,10 @@ def test_study_sets_are_each_methods_own_cell(cifar_tree, tmp_path):
     assert record["method"] == "random" and record["set"] == str(study / "random-ipc1-s0.pt")
     with pytest.raises(SystemExit, match="paper_table.py --only dm-ipc1-it8000-br256-s0"):
         cross.main([*common, "--ipc", "1", "--methods", "random,dm"])
+    herding = table.headline_cell("herding", 10)
+    distill(train, DistillConfig(method="herding", ipc=10), progress=False).save(study / f"{herding.name}.pt")
+    with pytest.raises(SystemExit, match="holds ipc-1 records and .* is an ipc-10 set; pass another --out"):
+        cross.main([*common, "--ipc", "10", "--methods", "herding"])  # one table, one ipc
     with pytest.raises(SystemExit, match="has no cell random-ipc3-s0"):
         cross.main([*common, "--ipc", "3", "--methods", "random"])
     with pytest.raises(SystemExit, match="unknown method 'lenet'"):
