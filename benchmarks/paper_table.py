@@ -189,11 +189,12 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     tune_allocator()
     path = cell_path(directory, cell)
     record = read_cell(directory, cell) or {**asdict(cell), "name": cell.name, "evaluation": {}}
-    # Every set is saved beside its JSON and committed with it (ipc 50: ~6 MB): any machine evaluates it, anyone
-    # can with their own code, and the continual and NAS ipc-50 presets read the DataDAM and DM sets from there.
+    # Every set is saved beside its JSON: the continual and NAS ipc-50 presets read the DataDAM and DM sets from
+    # there. The ipc-1 and ipc-10 sets (< 1.5 MB) are committed, so anyone can evaluate them with their own code;
+    # the ipc-50 sets (~6 MB) and their checkpoints are git-ignored (data stays out of the repository).
     set_file = directory / f"{cell.name}.pt"
     # The checkpoint of a set still being distilled lives beside the cell files, committed at the end of a
-    # sitting: an 8000-iteration set at batch_real 256 takes longer than one, and the next one continues it.
+    # sitting (ipc 1 and 10 only): an 8000-iteration set at batch_real 256 takes longer than one, and the next one continues it.
     checkpoint = directory / "checkpoints" / f"{cell.name}.pt"
     # The training images are read only where they are needed: a finished set evaluates without them.
     train = load_dataset("cifar10", "train") if cell.method == WHOLE or not set_file.is_file() else None
