@@ -394,8 +394,7 @@ def render_markdown(records: list[dict]) -> str:
 
     datadam = labels(lambda r: r["method"] == "datadam" and r["init"] == "real")[::-1]
     dm = labels(lambda r: r["method"] == "dm")
-    pair = labels(lambda r: r["method"] in PAIR and r["variant"] == "paper" and not r["settings"]
-                  and r["batch_real"] == Cell.batch_real and r["init"] == "real")
+    pair = labels(lambda r: r["method"] in PAIR and _headline(r))
     others = labels(lambda r: r["method"] in PAPER_BASELINES)
     pairs = []
     for a_label, b_label in [*((a, b) for a in datadam for b in dm), *((a, b) for a in others for b in pair)]:
@@ -411,6 +410,13 @@ def render_markdown(records: list[dict]) -> str:
     out += ["| pair | protocol | ipc | difference [95 % CI] |", "|---|---|---|---|", *pairs] if pairs else \
         ["no cell pairs DataDAM with DM yet: no difference is claimed."]
     return "\n".join(out)
+
+
+def _headline(row: dict) -> bool:
+    """Whether ``row`` is the method as the table's headline runs it: the paper variant from the method's own
+    start, no other setting, and the study's batch_real for the pair (the others run their code's own)."""
+    return (row["variant"] == "paper" and row["init"] == _own_start(row["method"]) and not row["settings"]
+            and (row["method"] not in PAIR or row["batch_real"] == Cell.batch_real))
 
 
 def _short(row: dict) -> str:
@@ -439,8 +445,7 @@ def plot(records: list[dict], path: Path) -> None:
     for r in rows:
         if r["method"] != WHOLE and _label(r) not in lines:
             spec = get_method(r["method"])
-            default = (r["variant"] == "paper" and r["init"] == _own_start(r["method"]) and not r["settings"]
-                       and (r["method"] not in PAIR or r["batch_real"] == Cell.batch_real))
+            default = _headline(r)
             lines[_label(r)] = (spec.color, "-" if default else "--", "o" if default else next(others),
                                 r["method"] if default else None)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
