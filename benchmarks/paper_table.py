@@ -564,4 +564,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from distill.shell.cli import stop_on_signals
+
+    stop_on_signals()  # kill -INT / SIGTERM of a background study stops it during evaluation too, not only distillation
     sys.exit(main())

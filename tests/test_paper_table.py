@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +84,26 @@ def test_smoke_study_runs_and_resumes_per_net(cifar_tree, tmp_path, monkeypatch)
     assert whole["distill"]["whole_dataset"] == 120 and len(whole["evaluation"]["dm"]["runs"]) == 1
     table = paper_table.render_markdown(paper_table.load_records(directory))
     assert "| DM, batch_real 8 | dm |" in table and "(26.0)" in table and "Whole dataset: ConvNet-3 on all" in table
+
+
+@pytest.mark.slow
+def test_sigint_to_a_background_study_stops_it_during_evaluation(cifar_tree, tmp_path):
+    """A study started by a script (``cmd &``, SIGINT ignored) stops on ``kill -INT`` while a net trains, with the
+    line that says what was kept: the distillation loop is not the only place that hears it."""
+    argv = [sys.executable, str(REPO / "benchmarks" / "paper_table.py"), "--smoke", "--dir", str(tmp_path / "cells"),
+            "--nets", "2", "--epochs-dm", "100000", "--only", "random-ipc1-s0", "--quiet"]
+    env = {**os.environ, "DISTILL_DATA_ROOT": str(cifar_tree), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert proc.stderr.readline().startswith("cell random-ipc1-s0")  # evaluation is next: the random cell distils nothing
+    time.sleep(3)  # into the net's epochs (100,000 of them)
+    proc.send_signal(signal.SIGINT)
+    try:
+        err = proc.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("SIGINT was ignored while a net trained")
+    assert proc.returncode == 130 and "interrupted: random-ipc1-s0 stopped" in err, err
 
 
 def test_status_names_the_finished_cells_the_checkpointed_one_and_the_next(tmp_path):

@@ -121,6 +121,17 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def stop_on_signals() -> None:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, as Ctrl-C does in a terminal.
+
+    A shell starts a background job (``cmd &`` in a script) with SIGINT ignored, and Python keeps it so:
+    ``kill -INT`` would then be lost between the distillation loop's checkpoints (which catch it themselves),
+    during evaluation for one. A scheduler's SIGTERM ends the run the same way.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+
+
 def interrupt_message() -> str:
     """What an interrupted run kept: the folders of the checkpoints this process wrote, or that nothing was kept."""
     from distill.core.io import WRITTEN
@@ -197,7 +208,7 @@ def _signal_watchdog() -> Iterator[None]:
 def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
     """Run a CLI ``main``: user errors become one line on stderr and exit code 2; SIGINT and SIGTERM end it
     within ``GRACE_SECONDS`` with a line that says what was kept."""
-    signal.signal(signal.SIGTERM, _terminate)  # a cluster scheduler's stop: checkpoint and hint, as for Ctrl-C
+    stop_on_signals()  # a cluster scheduler's stop, or kill -INT of a background run: checkpoint and hint
     try:
         with _signal_watchdog():
             code = main(None)
@@ -210,4 +221,4 @@ def run_cli(main: Callable[[list[str] | None], int | None]) -> NoReturn:
 
 
 __all__ = ["GRACE_SECONDS", "end_descendants", "interrupt_message", "joined", "make_run_dir", "refuse_to_overwrite",
-           "report", "run_cli", "run_parser", "threads", "write_settings"]
+           "report", "run_cli", "run_parser", "stop_on_signals", "threads", "write_settings"]
