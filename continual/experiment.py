@@ -18,7 +18,7 @@ from continual.benchmark import class_order, experience_classes, first_per_class
 from continual.buffer import DistilledBuffer
 from distill.core.errors import DistillError
 from distill.methods import check_image_size, get_method
-from distill.core.synthetic import SyntheticSet
+from distill.core.synthetic import SyntheticSet, set_path
 
 from continual.config import CLASS_BALANCED, ContinualConfig, check_steps, comparable, read_progress, validate
 from continual.metrics import summarise
@@ -28,7 +28,6 @@ from continual.protocols import StepResult, make_class_balanced, network_factory
 log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def saved_sets(cfg: ContinualConfig) -> dict[str, SyntheticSet]:
@@ -36,11 +35,7 @@ def saved_sets(cfg: ContinualConfig) -> dict[str, SyntheticSet]:
     before any step runs: readable, a method of ``cfg.memory``, one set a method, ipc >= ``cfg.ipc``."""
     sets: dict[str, SyntheticSet] = {}
     for name in cfg.synthetic:
-        path = Path(name) if Path(name).is_absolute() or Path(name).exists() else REPO / name
-        if not path.is_file():
-            raise DistillError(f"--synthetic {name}: no such file; make it first (benchmarks/paper_table.py "
-                               f"commits the study's sets under benchmarks/results/paper-table/) or drop it")
-        synthetic = SyntheticSet.load(path)
+        synthetic = SyntheticSet.load(set_path(name))
         if synthetic.method not in cfg.memory:
             raise DistillError(f"--synthetic {name} is a {synthetic.method} set, but --memory is "
                                f"{','.join(cfg.memory)}; add {synthetic.method} to --memory or drop the file")

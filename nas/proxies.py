@@ -33,7 +33,7 @@ from distill.core.evaluate import test_accuracy, train_network
 from distill.methods import distill, get_method, list_methods
 from distill.core.registry import Registry
 from distill.core.seeds import generator, global_seeds
-from distill.core.synthetic import SyntheticSet
+from distill.core.synthetic import SyntheticSet, set_path
 from distill.core.engine import TrainConfig
 from distill.shell.distributed import World
 from nas.network import FULL_CELLS_PER_STAGE, FULL_CHANNELS, build_network, resize_images
@@ -232,7 +232,7 @@ def load_synthetic_files(paths: list[str], proxies: list[str]) -> dict[str, tupl
     """Map each ``--synthetic`` file to the proxy named by its ``method`` (every registered method is one)."""
     out: dict[str, tuple[SyntheticSet, str]] = {}
     for path in paths:
-        synthetic = SyntheticSet.load(path)
+        synthetic = SyntheticSet.load(set_path(path))
         if synthetic.method not in list_methods():
             raise DistillError(f"synthetic set {path} was made by method {synthetic.method!r}; the NAS proxies "
                                f"take sets of {', '.join(list_methods())}")

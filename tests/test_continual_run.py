@@ -228,5 +228,28 @@ def test_ipc50_presets_use_the_studys_sets_and_fit_the_paper_network(steps):
     assert set(cfg.memory) == {"datadam", "dm", "herding", "random"}
     assert [Path(p).name for p in cfg.synthetic] == ["datadam-paper-ipc50-it8000-br256-s0.pt",
                                                     "dm-ipc50-it8000-br256-s0.pt"]
-    assert {Path(p).parent for p in cfg.synthetic} == {Path("benchmarks/results/paper-table")}  # committed
+    assert {Path(p).parent for p in cfg.synthetic} == {Path("benchmarks/results/paper-table")}  # the study's
     assert cfg.distill.iterations == 8000 and cfg.distill.batch_real == 256  # what the study's sets were made with
+
+
+def test_study_sets_are_found_from_any_folder_and_a_missing_one_names_its_command(tmp_path, monkeypatch):
+    """Presets name the study's sets by their path in the repository: continual and NAS find them from any working
+    folder, and a set that is not there (ipc-50 sets are not committed) is refused naming the command that makes it."""
+    import dataclasses
+
+    from continual.config import ContinualConfig
+    from continual.experiment import saved_sets
+    from distill.core.settings import preset_path, resolve_config
+    from nas.proxies import load_synthetic_files
+
+    monkeypatch.chdir(tmp_path)
+    cfg = resolve_config(ContinualConfig, preset_file=preset_path("continual", "cifar10-5step-ipc50-cpu"))
+    committed = "benchmarks/results/paper-table/dm-ipc1-it8000-br256-s0.pt"
+    assert saved_sets(dataclasses.replace(cfg, ipc=1, synthetic=[committed]))["dm"].ipc == 1
+    assert load_synthetic_files([committed], ["dm"])["dm"][0].ipc == 1
+    missing = "benchmarks/results/paper-table/dm-ipc50-it9999-br256-s0.pt"
+    command = "python benchmarks/paper_table.py --only dm-ipc50-it9999-br256-s0"
+    with pytest.raises(DistillError, match=command):
+        saved_sets(dataclasses.replace(cfg, synthetic=[missing]))
+    with pytest.raises(DistillError, match=command):
+        load_synthetic_files([missing], ["dm"])

@@ -16,6 +16,20 @@ from distill.core.io import atomic_torch_save
 from distill.core.store import DamagedEntry, content_digest
 
 FORMAT_VERSION = 1
+REPO = Path(__file__).resolve().parents[2]
+
+
+def set_path(name: str | Path) -> Path:
+    """A ``--synthetic`` file as a preset names it: the path as given where it exists, else in the repository
+    (the presets under ``configs/`` name the paper-table study's sets by their path in it)."""
+    path = Path(name)
+    return path if path.is_absolute() or path.exists() or not (REPO / path).exists() else REPO / path
+
+
+def _how_to_make(path: Path) -> str:
+    if path.parent.name == "paper-table":  # a study set; those of ipc 50 (6 MB each) are not committed
+        return f"the paper-table study makes it: python benchmarks/paper_table.py --only {path.stem}"
+    return "run `python -m distill.run` to make one"
 _FIELDS = ("images", "labels", "class_ids", "class_names", "mean", "std", "ipc", "method", "config", "seed",
            "iterations", "seconds", "git_revision")
 
@@ -168,7 +182,7 @@ class SyntheticSet:
         """
         path = Path(path)
         if not path.is_file():
-            raise DistillError(f"synthetic set file {path} does not exist; run `python -m distill.run` to make one")
+            raise DistillError(f"synthetic set file {path} does not exist; {_how_to_make(path)}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
@@ -201,4 +215,4 @@ class SyntheticSet:
         atomic_write_bytes(path, bytes(encode_png((grid * 255).round().to(torch.uint8)).numpy()))
 
 
-__all__ = ["FORMAT_VERSION", "git_revision", "SyntheticSet"]
+__all__ = ["FORMAT_VERSION", "git_revision", "set_path", "SyntheticSet"]
