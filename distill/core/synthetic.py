@@ -30,6 +30,8 @@ def _how_to_make(path: Path) -> str:
     if path.parent.name == "paper-table":  # a study set; those of ipc 50 (6 MB each) are not committed
         return f"the paper-table study makes it: python benchmarks/paper_table.py --only {path.stem}"
     return "run `python -m distill.run` to make one"
+
+
 _FIELDS = ("images", "labels", "class_ids", "class_names", "mean", "std", "ipc", "method", "config", "seed",
            "iterations", "seconds", "git_revision")
 
