@@ -504,6 +504,18 @@ def study_status(directory: Path, nets: int = NETS) -> str:
     return " ".join(lines)
 
 
+def kept(directory: Path, cell: Cell) -> str:
+    """What an interrupted cell leaves for the next run: its set, its distillation checkpoint, its finished nets."""
+    files = [f"{name} ({what})" for name, what in ((f"{cell.name}.pt", "its set"),
+                                                   (f"checkpoints/{cell.name}.pt", "its distillation checkpoint"))
+             if (directory / name).is_file()]
+    record = read_cell(directory, cell) or {"evaluation": {}}
+    nets = [f"{len(r['runs'])} {p}" for p, r in record["evaluation"].items() if r.get("runs")]
+    if nets:
+        files.append(f"{cell.name}.json ({' and '.join(nets)} net(s) finished)")
+    return ", ".join(files) or "nothing: no iteration or net had finished"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
@@ -556,8 +568,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:  # the loop saved its checkpoint before it stopped; finished nets are in the JSON
-            print(f"interrupted: {cell.name} stopped; its checkpoint (checkpoints/{cell.name}.pt) and finished nets "
-                  "are saved, and the same command continues it", file=sys.stderr)
+            print(f"interrupted: {cell.name} stopped; kept {kept(args.dir, cell)}; the same command continues it",
+                  file=sys.stderr)
             return 130
     print(f"every cell is done; python {Path(__file__).name} --render draws the table", file=sys.stderr)
     return 0

@@ -95,15 +95,20 @@ def test_sigint_to_a_background_study_stops_it_during_evaluation(cifar_tree, tmp
     env = {**os.environ, "DISTILL_DATA_ROOT": str(cifar_tree), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    assert proc.stderr.readline().startswith("cell random-ipc1-s0")  # evaluation is next: the random cell distils nothing
-    time.sleep(3)  # into the net's epochs (100,000 of them)
+    assert proc.stderr.readline().startswith("cell random-ipc1-s0")
+    record = tmp_path / "cells" / "random-ipc1-s0.json"  # written once the set is saved, before the first net
+    deadline = time.monotonic() + 120
+    while not record.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # into the first net's epochs (100,000 of them)
     proc.send_signal(signal.SIGINT)
     try:
         err = proc.communicate(timeout=30)[1]
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail("SIGINT was ignored while a net trained")
-    assert proc.returncode == 130 and "interrupted: random-ipc1-s0 stopped" in err, err
+    assert proc.returncode == 130, err
+    assert "interrupted: random-ipc1-s0 stopped; kept random-ipc1-s0.pt (its set); the same command" in err, err
 
 
 def test_status_names_the_finished_cells_the_checkpointed_one_and_the_next(tmp_path):
