@@ -77,7 +77,7 @@ def set_files(args: argparse.Namespace, methods: list[str]) -> dict[str, Path]:
         hint = (f"make them with benchmarks/accuracy_vs_ipc.py --ipcs N --methods {args.methods} (its --work folder "
                 f"holds ipc<N>/<method>.pt)")
     else:
-        from benchmarks.paper_table import CELLS, headline_cell
+        from benchmarks.paper_table import CELLS, headline_cell, set_file
 
         try:
             cells = {m: headline_cell(m, args.ipc) for m in methods}
@@ -86,7 +86,7 @@ def set_files(args: argparse.Namespace, methods: list[str]) -> dict[str, Path]:
         absent = [c.name for c in cells.values() if c not in CELLS]
         if absent:
             raise SystemExit(f"error: the study has no cell {', '.join(absent)}; pick an ipc it runs (1, 10 or 50)")
-        files = {m: args.study / f"{c.name}.pt" for m, c in cells.items()}
+        files = {m: set_file(args.study, c) for m, c in cells.items()}
         hint = (f"run those cells first: python benchmarks/paper_table.py --only "
                 f"{','.join(c.name for m, c in cells.items() if not files[m].is_file())}")
     missing = [str(f) for f in files.values() if not f.is_file()]

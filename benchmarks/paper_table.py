@@ -161,6 +161,16 @@ def cell_path(directory: Path, cell: Cell) -> Path:
     return directory / f"{cell.name}.json"
 
 
+def set_file(directory: Path, cell: Cell) -> Path:
+    """The cell's set, saved beside its JSON."""
+    return directory / f"{cell.name}.pt"
+
+
+def checkpoint_file(directory: Path, cell: Cell) -> Path:
+    """The checkpoint of the cell's set while it is being distilled."""
+    return directory / "checkpoints" / f"{cell.name}.pt"
+
+
 def read_cell(directory: Path, cell: Cell) -> dict | None:
     path = cell_path(directory, cell)
     return json.loads(path.read_text()) if path.is_file() else None
@@ -192,21 +202,22 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     # Every set is saved beside its JSON: the continual and NAS ipc-50 presets read the DataDAM and DM sets from
     # there. The ipc-1 and ipc-10 sets (< 1.5 MB) are committed, so anyone can evaluate them with their own code;
     # the ipc-50 sets (~6 MB) and their checkpoints are git-ignored (data stays out of the repository).
-    set_file = directory / f"{cell.name}.pt"
+    saved = set_file(directory, cell)
     # The checkpoint of a set still being distilled lives beside the cell files, committed at the end of a
-    # sitting (ipc 1 and 10 only): an 8000-iteration set at batch_real 256 takes longer than one, and the next one continues it.
-    checkpoint = directory / "checkpoints" / f"{cell.name}.pt"
+    # sitting (ipc 1 and 10 only): an 8000-iteration set at batch_real 256 takes longer than one, and the next
+    # one continues it.
+    checkpoint = checkpoint_file(directory, cell)
     # The training images are read only where they are needed: a finished set evaluates without them.
-    train = load_dataset("cifar10", "train") if cell.method == WHOLE or not set_file.is_file() else None
+    train = load_dataset("cifar10", "train") if cell.method == WHOLE or not saved.is_file() else None
     if cell.method == WHOLE:
         synthetic = None
-    elif set_file.is_file():
-        synthetic = SyntheticSet.load(set_file)
+    elif saved.is_file():
+        synthetic = SyntheticSet.load(saved)
     else:
         init = cell.init
         if cell.init not in ("real", "noise"):  # the selection's own cell makes the start set (or reuses it)
             start = Cell(cell.init, cell.ipc, seed=cell.seed)
-            init = str(directory / f"{start.name}.pt")
+            init = str(set_file(directory, start))
             if not Path(init).is_file():
                 distill(train, DistillConfig(method=cell.init, ipc=cell.ipc), seed=cell.seed,
                         progress=progress).save(init)
@@ -215,7 +226,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
                             **({"width": 8, "compile": False} if smoke else {}))
         synthetic = distill(train, cfg, seed=cell.seed, progress=progress, resume=cell.learned,
                             checkpoint=checkpoint if cell.learned else None)
-        synthetic.save(set_file)
+        synthetic.save(saved)
         for done in (checkpoint, _seconds_file(checkpoint)):  # and the seconds file distill() keeps beside it
             done.unlink(missing_ok=True)  # the set holds its images and its seconds now
     if synthetic is None:  # the whole training set, 5,000 images a class
@@ -489,7 +500,7 @@ def study_status(directory: Path, nets: int = NETS) -> str:
     lines = [f"Where the study stands: {len(done)} of {len(CELLS)} cells finished."]
     started = []
     for c in todo:
-        checkpoint = directory / "checkpoints" / f"{c.name}.pt"
+        checkpoint = checkpoint_file(directory, c)
         if checkpoint.is_file():
             import torch
 
@@ -506,9 +517,9 @@ def study_status(directory: Path, nets: int = NETS) -> str:
 
 def kept(directory: Path, cell: Cell) -> str:
     """What an interrupted cell leaves for the next run: its set, its distillation checkpoint, its finished nets."""
-    files = [f"{name} ({what})" for name, what in ((f"{cell.name}.pt", "its set"),
-                                                   (f"checkpoints/{cell.name}.pt", "its distillation checkpoint"))
-             if (directory / name).is_file()]
+    files = [f"{path.relative_to(directory)} ({what})" for path, what in
+             ((set_file(directory, cell), "its set"), (checkpoint_file(directory, cell), "its distillation checkpoint"))
+             if path.is_file()]
     record = read_cell(directory, cell) or {"evaluation": {}}
     nets = [f"{len(r['runs'])} {p}" for p, r in record["evaluation"].items() if r.get("runs")]
     if nets:
