@@ -19,30 +19,27 @@ import sys
 from pathlib import Path
 
 
-def paired_interval(ours: list[float], theirs: list[float], level: float = 0.95) -> list[float] | None:
-    """mean(ours − theirs) and its paired t interval, [diff, low, high]; None with fewer than two pairs."""
+def paired_interval(diffs: list[float], level: float = 0.95) -> list[float] | None:
+    """The mean of paired differences and its t interval, [mean, low, high]; None with fewer than two pairs."""
     from scipy import stats
 
-    diffs = [a - b for a, b in zip(ours, theirs)]
     if len(diffs) < 2:
         return None
-    diff = statistics.fmean(diffs)
+    mean = statistics.fmean(diffs)
     half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return [diff, diff - half, diff + half]
+    return [mean, mean - half, mean + half]
 
 
 def step_intervals(mine: dict, other: dict) -> list[list[float] | None]:
     """Per step, then for the AIA, the paired interval of ``mine`` − ``other`` over the seeds both have it for."""
     a, b = mine["accuracy"]["per_seed"], other["accuracy"]["per_seed"]
     seeds = [s for s in a if s in b]
-    intervals = []
-    for k in range(max((len(a[s]) for s in seeds), default=0)):
-        pairs = [(a[s][k], b[s][k]) for s in seeds if k < min(len(a[s]), len(b[s]))
-                 and a[s][k] is not None and b[s][k] is not None]
-        intervals.append(paired_interval([x for x, _ in pairs], [y for _, y in pairs]))
+    steps = max((len(a[s]) for s in seeds), default=0)
+    intervals = [paired_interval([a[s][k] - b[s][k] for s in seeds
+                                  if k < min(len(a[s]), len(b[s])) and None not in (a[s][k], b[s][k])])
+                 for k in range(steps)]
     aia_a, aia_b = mine["average_incremental_accuracy"]["per_seed"], other["average_incremental_accuracy"]["per_seed"]
-    pairs = [(aia_a[s], aia_b[s]) for s in aia_a if aia_b.get(s) is not None and aia_a[s] is not None]
-    return intervals + [paired_interval([x for x, _ in pairs], [y for _, y in pairs])]
+    return intervals + [paired_interval([aia_a[s] - aia_b[s] for s in aia_a if None not in (aia_a[s], aia_b.get(s))])]
 
 
 def check(results: dict, protocol: str = "gdumb", method: str = "datadam",

@@ -31,30 +31,30 @@ def _results() -> dict:
 
 def test_paired_interval_is_scipys_paired_t_interval():
     a, b = [80.0, 82.0, 79.0, 75.5], [79.0, 81.5, 77.0, 76.0]
-    diff, low, high = paired_interval(a, b)
+    diff, low, high = paired_interval([x - y for x, y in zip(a, b)])
     ci = stats.ttest_rel(a, b).confidence_interval(0.95)
     assert diff == pytest.approx(sum(x - y for x, y in zip(a, b)) / 4)
     assert (low, high) == pytest.approx((ci.low, ci.high))
-    assert paired_interval([1.0], [0.0]) is None
+    assert paired_interval([1.0]) is None
 
 
 def test_margins_pair_each_step_and_the_aia_by_class_order():
     versus = check(_results(), baselines=("dm",))["versus"]["dm"]
     step1, step2, aia = versus["interval_per_step_then_aia"]
-    assert step1 == pytest.approx(paired_interval([80.0, 82.0, 79.0], [79.0, 81.5, 77.0]))
-    assert step2 == pytest.approx(paired_interval([60.0, 57.0, 61.0], [58.0, 58.0, 57.5]))
-    assert aia == pytest.approx(paired_interval([70.0, 69.5, 70.0], [68.5, 69.75, 67.25]))
+    assert step1 == pytest.approx(paired_interval([1.0, 0.5, 2.0]))
+    assert step2 == pytest.approx(paired_interval([2.0, -1.0, 3.5]))
+    assert aia == pytest.approx(paired_interval([1.5, -0.25, 2.75]))
     # a seed that one method has not finished is left out of that step's pairs
     results = _results()
     results["protocols"]["gdumb"]["dm"]["accuracy"]["per_seed"]["2"] = [77.0]
     step2_two_seeds = check(results, baselines=("dm",))["versus"]["dm"]["interval_per_step_then_aia"][1]
-    assert step2_two_seeds == pytest.approx(paired_interval([60.0, 57.0], [58.0, 58.0]))
+    assert step2_two_seeds == pytest.approx(paired_interval([2.0, -1.0]))
 
 
 def test_markdown_has_one_row_per_method_and_one_per_margin():
     lines = markdown(_results()).splitlines()
     assert lines[0] == "| method | 1 | 2 | AIA |"
     assert lines[2].startswith("| datadam | 80.33 ± 1.00 | 59.33 ± 1.00 | 69.83 ± 0.50 |")
-    diff, low, high = paired_interval([60.0, 57.0, 61.0], [58.0, 58.0, 57.5])
+    diff, low, high = paired_interval([2.0, -1.0, 3.5])
     assert lines[4].split(" | ")[2] == f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]"
     assert len(lines) == 5
