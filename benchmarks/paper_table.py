@@ -523,7 +523,7 @@ def kept(directory: Path, cell: Cell) -> str:
     record = read_cell(directory, cell) or {"evaluation": {}}
     nets = [f"{len(r['runs'])} {p}" for p, r in record["evaluation"].items() if r.get("runs")]
     if nets:
-        files.append(f"{cell.name}.json ({' and '.join(nets)} net(s) finished)")
+        files.append(f"{cell_path(directory, cell).name} ({' and '.join(nets)} net(s) finished)")
     return ", ".join(files) or "nothing: no iteration or net had finished"
 
 
