@@ -6,7 +6,8 @@ Claims: DataDAM's accuracy on the seen classes is above random and herding at ev
 first, and its final accuracy beats random by at least 5 points. Margins are differences of the
 mean over seeds (percentage points). Every method sees the same class order at a seed, so each margin
 also gets a paired t interval over the seeds both finished (95 %; with 3 orders, df = 2, so it is wide).
-``--markdown`` prints the accuracy table (mean ± std per step, then AIA) and the margin rows instead.
+``--markdown`` prints the accuracy table (mean ± std per step, then AIA) and the margin rows instead, with
+minus signs as the documents write them (−).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def markdown(results: dict, protocol: str = "gdumb", method: str = "datadam") ->
                 continue
             row = [f"{method} − {other}"]
             for interval in step_intervals(methods[method], methods[other]):
-                row.append("–" if interval is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(*interval))
+                row.append("–" if interval is None
+                           else "{:+.2f} [{:+.2f}, {:+.2f}]".format(*interval).replace("-", "\u2212"))
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -56,5 +56,6 @@ def test_markdown_has_one_row_per_method_and_one_per_margin():
     assert lines[0] == "| method | 1 | 2 | AIA |"
     assert lines[2].startswith("| datadam | 80.33 ± 1.00 | 59.33 ± 1.00 | 69.83 ± 0.50 |")
     diff, low, high = paired_interval([2.0, -1.0, 3.5])
-    assert lines[4].split(" | ")[2] == f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]"
+    assert lines[4].split(" | ")[2] == f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]".replace("-", "\u2212")
+    assert low < 0 and "−" in lines[4]
     assert len(lines) == 5
