@@ -3,10 +3,11 @@
 Usage: python benchmarks/nas_check.py benchmarks/results/nas-ipc50/full-s0/results.json full-s1/results.json ...
 
 One table per space. Each proxy's row gives, per seed, Spearman ρ with its bootstrap interval, the paired
-interval of ρ(proxy) − ρ(random real) and − ρ(synflow), the true accuracy of its top-1 pick ("performance"),
-its scoring process-minutes and its storage; then ρ's mean over the seeds and the paper's figures. The paper's
-"early stopping" row is our ``early-stop`` proxy where a search ran it, and the CPU presets' ``random-matched`` arm
-(whole-set images seen once, the same image passes as the small sets) otherwise. The whole-dataset row is the benchmark's own ranking: ρ = 1 by definition, its pick the best
+intervals of ρ(proxy) − ρ(random real), − ρ(DM) (the paper's claim) and − ρ(synflow), the true accuracy of
+its top-1 pick ("performance"), its scoring process-minutes and its storage; then ρ's mean over the seeds and
+the paper's figures. The paper's "early stopping" row is our ``early-stop`` proxy where a search ran it, and
+the CPU presets' ``random-matched`` arm (whole-set images seen once, the same image passes as the small sets)
+otherwise. The whole-dataset row is the benchmark's own ranking: ρ = 1 by definition, its pick the best
 candidate, and its cost an ESTIMATE (NB201's 200 epochs on 50,000 images at the measured seconds per image of
 the full-size network, ``--train-speed``), not a run.
 """
@@ -18,6 +19,8 @@ import json
 import statistics
 import sys
 from pathlib import Path
+
+from nas.metrics import paired_difference_interval
 
 #: The paper's NAS table (CIFAR-10, 500-image sets; docs/METHOD.md §7): performance, ρ full space, ρ top 20 %.
 #: Its space is DM's 720 ConvNet variants, not NAS-Bench-201, so its performance column is not comparable.
@@ -41,55 +44,85 @@ def whole_dataset_minutes(train_speed: dict, candidates: int) -> float | None:
     return seconds_per_image * WHOLE_SET_IMAGES * WHOLE_SET_EPOCHS * candidates / 60
 
 
-def _signed(x: float) -> str:
-    return f"{x:+.2f}".replace("-", "\u2212")
+def versus_dm(run: dict, name: str) -> list[float] | None:
+    """Paired bootstrap interval of ρ(name) − ρ(dm) over the run's candidates (the paper's DataDAM-over-DM claim);
+    None where the run has no dm arm."""
+    scores = {proxy: {r["arch"]: r["proxy_score"] for r in run.get("candidates", []) if r["proxy"] == proxy}
+              for proxy in (name, "dm")}
+    if not scores["dm"] or name == "dm":
+        return None
+    true = {r["arch"]: r["true_accuracy"] for r in run.get("candidates", [])}
+    return paired_difference_interval(scores[name], scores["dm"], true, seed=run["sampling"]["seed"])
+
+
+def _minus(text: str) -> str:
+    return text.replace("-", "\u2212")  # the minus sign the results document writes
 
 
 def _interval(pair) -> str:
-    """A paired difference's interval, signed as the results document writes them: [−0.13, +0.09]."""
-    return "–" if not pair else f"[{_signed(pair[0])}, {_signed(pair[1])}]"
+    """A paired difference's interval, signed: [−0.13, +0.09]."""
+    return "–" if not pair else _minus(f"[{pair[0]:+.2f}, {pair[1]:+.2f}]")
+
+
+def _rho(s: dict) -> str:
+    if s["spearman"] is None:
+        return "n/a"
+    low, high = s.get("spearman_ci95") or (float("nan"), float("nan"))
+    return _minus(f"{s['spearman']:.2f} [{low:.2f}, {high:.2f}]")
+
+
+HEADER = ("| proxy | ρ (95 % CI) | mean ρ | ρ top-20 % part | ρ − ρ(random) | ρ − ρ(DM) | ρ − ρ(synflow) "
+          "| performance (top-1 true acc.) | process-min | images | paper: ρ, performance |")
+
+
+def _proxy_row(name: str, runs: list[dict], space: str) -> str | None:
+    """The proxy's row over ``runs`` (one per seed, a ' / ' between seeds); None unless every run has it."""
+    rows = [r["summary"].get(name) for r in runs]
+    if None in rows:
+        return None
+    rhos = [s["spearman"] for s in rows]
+    per_seed = lambda cell: " / ".join(cell(s) for s in rows)  # noqa: E731
+    paper = PAPER.get(name)
+    cells = [LABELS.get(name, name), per_seed(_rho),
+             "n/a" if None in rhos else f"{statistics.fmean(rhos):.2f}",
+             per_seed(lambda s: _number(s.get("spearman_top20"))) if space == "full" else "–",
+             per_seed(lambda s: _interval(s.get("spearman_minus_random_ci95"))) if name != "random" else "–",
+             " / ".join(_interval(versus_dm(r, name)) for r in runs) if name != "dm" else "–",
+             per_seed(lambda s: _interval(s.get("spearman_minus_synflow_ci95"))) if name != "synflow" else "–",
+             per_seed(lambda s: f"{s['top1_true_accuracy']:.2f}"), per_seed(lambda s: f"{s['proxy_minutes']:.1f}"),
+             str(rows[0].get("images", "–")), _paper(paper, space) if paper else "–"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _paper(paper: tuple, space: str) -> str:
+    """The paper's ρ for the space and its performance."""
+    return f"{paper[2 if space == 'full' else 3]:.2f}, {paper[1]}"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else _minus(f"{value:.2f}")
+
+
+def _whole_dataset_row(runs: list[dict], space: str, train_speed: dict | None) -> str:
+    estimate = whole_dataset_minutes(train_speed or {}, runs[0]["num_finished"])
+    best = " / ".join(f"{next(iter(r['summary'].values()))['best_true_accuracy']:.2f}" for r in runs)
+    cells = ["whole dataset (the benchmark)", "1.00", "1.00", "1.00" if space == "full" else "–", "–", "–", "–",
+             best, "–" if estimate is None else f"≈{estimate:,.0f} (ESTIMATE)", f"{WHOLE_SET_IMAGES:,}",
+             _paper(PAPER["whole"], space)]
+    return "| " + " | ".join(cells) + " |"
 
 
 def markdown(runs: list[dict], train_speed: dict | None = None) -> str:
-    """One table per space over ``runs`` (results.json dicts); seeds are columns within a cell, joined by ' / '."""
+    """One table per space over ``runs`` (results.json dicts); within a cell the seeds are joined by ' / '."""
     out = []
     for space in dict.fromkeys(r["space"] for r in runs):
         mine = sorted((r for r in runs if r["space"] == space), key=lambda r: r["sampling"]["seed"])
         seeds = [r["sampling"]["seed"] for r in mine]
-        paper_col = 2 if space == "full" else 3
         finished = " / ".join(f"seed {s}: {r['num_finished']} candidates" for s, r in zip(seeds, mine))
-        out.append(f"**{space}** ({finished}; cells list seed {' / '.join(map(str, seeds))})")
-        out.append("")
-        out.append("| proxy | ρ (95 % CI) | mean ρ | ρ top-20 % part | ρ − ρ(random) | ρ − ρ(synflow) | performance "
-                   "(top-1 true acc.) | process-min | images | paper: ρ, performance |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|")
-        for name in mine[0]["summary"]:
-            rows = [r["summary"].get(name) for r in mine]
-            if any(s is None for s in rows):
-                continue
-            rhos = [s["spearman"] for s in rows]
-            paper = PAPER.get(name)
-            out.append("| " + " | ".join([
-                LABELS.get(name, name),
-                " / ".join("n/a" if s["spearman"] is None
-                           else "{:.2f} [{:.2f}, {:.2f}]".format(s["spearman"], *(s.get("spearman_ci95") or (float("nan"),) * 2))
-                           for s in rows),
-                "n/a" if None in rhos else f"{statistics.fmean(rhos):.2f}",
-                "–" if space != "full" else
-                " / ".join("n/a" if s.get("spearman_top20") is None else f"{s['spearman_top20']:.2f}" for s in rows),
-                " / ".join(_interval(s.get("spearman_minus_random_ci95")) for s in rows) if name != "random" else "–",
-                " / ".join(_interval(s.get("spearman_minus_synflow_ci95")) for s in rows) if name != "synflow" else "–",
-                " / ".join(f"{s['top1_true_accuracy']:.2f}" for s in rows),
-                " / ".join(f"{s['proxy_minutes']:.1f}" for s in rows),
-                str(rows[0].get("images", "–")),
-                f"{paper[paper_col]:.2f}, {paper[1]}" if paper else "–"]) + " |")
-        estimate = whole_dataset_minutes(train_speed or {}, mine[0]["num_finished"])
-        out.append("| " + " | ".join([
-            "whole dataset (the benchmark)", "1.00", "1.00", "1.00", "–", "–",
-            " / ".join(f"{r['summary'][next(iter(r['summary']))]['best_true_accuracy']:.2f}" for r in mine),
-            "–" if estimate is None else f"≈{estimate:,.0f} (ESTIMATE)", f"{WHOLE_SET_IMAGES:,}",
-            f"{PAPER['whole'][paper_col]:.2f}, {PAPER['whole'][1]}"]) + " |")
-        out.append("")
+        rows = [_proxy_row(name, mine, space) for name in mine[0]["summary"]]
+        out += [f"**{space}** ({finished}; cells list seed {' / '.join(map(str, seeds))})", "", HEADER,
+                "|" + "---|" * HEADER.count(" | ") + "---|",
+                *[row for row in rows if row], _whole_dataset_row(mine, space, train_speed), ""]
     return "\n".join(out).rstrip() + "\n"
 
 

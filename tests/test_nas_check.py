@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from nas_check import main, markdown, whole_dataset_minutes  # noqa: E402
+from nas_check import main, markdown, versus_dm, whole_dataset_minutes  # noqa: E402
 
 
 def _summary(rho: float, top1: float, *, images: int | None = 500) -> dict:
@@ -37,7 +37,7 @@ def test_seeds_share_a_row_and_the_mean_is_over_seeds():
     assert row[4] == "[−0.20, +0.10] / [−0.20, +0.10]"
     assert row[-1] == "0.72, 89.0"  # the paper's full-space ρ and performance
     assert _row(table, "early stopping (random-matched)")[-1] == "0.69, 88.9"
-    assert _row(table, "synflow")[4] == "[−0.20, +0.10] / [−0.20, +0.10]" and _row(table, "synflow")[5] == "–"
+    assert _row(table, "synflow")[4] == "[−0.20, +0.10] / [−0.20, +0.10]" and _row(table, "synflow")[6] == "–"
 
 
 def test_each_space_gets_its_table_with_its_paper_column():
@@ -45,6 +45,7 @@ def test_each_space_gets_its_table_with_its_paper_column():
     assert table.count("| proxy |") == 2
     top20 = table[table.index("**top20**"):]
     assert _row(top20, "datadam")[-1] == "0.69, 89.0" and _row(top20, "datadam")[3] == "–"
+    assert _row(markdown([_run(0, rho=0.05)]), "datadam")[1] == "0.05 [−0.05, 0.10]"
 
 
 def test_whole_dataset_row_is_an_estimate_from_the_measured_speed():
@@ -53,9 +54,20 @@ def test_whole_dataset_row_is_an_estimate_from_the_measured_speed():
     assert whole_dataset_minutes(speed, 80) == pytest.approx(1.5 / 500 * 50_000 * 200 * 80 / 60)
     assert whole_dataset_minutes({}, 80) is None
     row = _row(markdown([_run(0)], speed), "whole dataset (the benchmark)")
-    assert row[1] == "1.00" and row[6] == "94.00" and "ESTIMATE" in row[7] and row[8] == "50,000"
+    assert row[1] == "1.00" and row[7] == "94.00" and "ESTIMATE" in row[8] and row[9] == "50,000"
 
 
 def test_a_missing_results_file_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="does not exist; run python -m nas.search"):
         main([str(tmp_path / "full-s0" / "results.json")])
+
+
+def test_datadam_against_dm_is_a_paired_interval_over_the_candidates():
+    true = [90.0 + i / 4 for i in range(20)]
+    candidates = [{"arch": f"a{i}", "proxy": proxy, "proxy_score": sign * t, "true_accuracy": t}
+                  for proxy, sign in (("datadam", 1), ("dm", -1)) for i, t in enumerate(true)]
+    run = _run(0) | {"candidates": candidates}
+    low, high = versus_dm(run, "datadam")
+    assert low == pytest.approx(2.0) and high == pytest.approx(2.0)  # ρ 1 against ρ −1 on every resample
+    assert versus_dm(run, "dm") is None and versus_dm(_run(0), "datadam") is None
+    assert _row(markdown([run]), "datadam")[5] == "[+2.00, +2.00]"
