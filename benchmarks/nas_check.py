@@ -24,10 +24,9 @@ from nas.metrics import paired_difference_interval
 
 #: The paper's NAS table (CIFAR-10, 500-image sets; docs/METHOD.md §7): performance, ρ full space, ρ top 20 %.
 #: Its space is DM's 720 ConvNet variants, not NAS-Bench-201, so its performance column is not comparable.
-PAPER = {"random": ("random real", 88.9, 0.70, 0.44), "dm": ("DM", 87.2, 0.71, 0.51),
-         "cafe": ("CAFE", 83.6, 0.59, 0.36), "datadam": ("DataDAM", 89.0, 0.72, 0.69),
-         "early-stop": ("early stopping", 88.9, 0.69, 0.64), "random-matched": ("early stopping", 88.9, 0.69, 0.64),
-         "whole": ("whole dataset", 89.2, 1.00, 1.00)}
+PAPER = {"random": (88.9, 0.70, 0.44), "dm": (87.2, 0.71, 0.51), "cafe": (83.6, 0.59, 0.36),
+         "datadam": (89.0, 0.72, 0.69), "early-stop": (88.9, 0.69, 0.64), "random-matched": (88.9, 0.69, 0.64),
+         "whole": (89.2, 1.00, 1.00)}
 LABELS = {"random-matched": "early stopping (random-matched)", "early-stop": "early stopping (early-stop)",
           "params": "#params"}
 WHOLE_SET_IMAGES, WHOLE_SET_EPOCHS = 50_000, 200
@@ -40,7 +39,7 @@ def whole_dataset_minutes(train_speed: dict, candidates: int) -> float | None:
     record = next((r for r in train_speed.get("records", []) if r.get("case") == "nas-full-size"), None)
     if not case or not record:
         return None
-    seconds_per_image = case["engine_s_per_epoch"] / (record["ipc"] * 10)
+    seconds_per_image = case["engine_s_per_epoch"] / (record["ipc"] * 10)  # CIFAR-10: ipc x 10 classes
     return seconds_per_image * WHOLE_SET_IMAGES * WHOLE_SET_EPOCHS * candidates / 60
 
 
@@ -96,7 +95,7 @@ def _proxy_row(name: str, runs: list[dict], space: str) -> str | None:
 
 def _paper(paper: tuple, space: str) -> str:
     """The paper's ρ for the space and its performance."""
-    return f"{paper[2 if space == 'full' else 3]:.2f}, {paper[1]}"
+    return f"{paper[1 if space == 'full' else 2]:.2f}, {paper[0]}"
 
 
 def _number(value: float | None) -> str:
