@@ -314,7 +314,7 @@ def _method_set(method: str) -> SetBuilder:
 
 # Every registered distillation method is a proxy that trains candidates on its set, under its own name
 # (get_proxy); the paper's NAS table compares the registry's "nas" entries by default (nas.config.default_proxies).
-#: The reference sets other proxies are paired against (random real images).
+#: The reference sets other proxies are paired against (the registry's baselines: random real images, DM).
 BASELINE_SETS = tuple(m for m in list_methods() if get_method(m).baseline)
 
 

@@ -14,8 +14,9 @@ from nas.proxies import BASELINE_SETS, ProxyBench, ProxySet, training_score
 from nas.sampling import CandidateSample, top20_threshold
 
 
-#: The baselines every proxy is compared with by a paired bootstrap of ρ(proxy) − ρ(baseline): the baseline
-#: method's set (random real images) and the two zero-cost proxies that rank well for free.
+#: The baselines every proxy is compared with by a paired bootstrap of ρ(proxy) − ρ(baseline): the registry's
+#: baseline sets (random real images, and DM, the paper's comparison) and the two zero-cost proxies that rank
+#: well for free.
 PAIRED_AGAINST = (*BASELINE_SETS, "synflow", "params")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -51,8 +52,10 @@ def test_tiny_run_writes_results(tmp_path, tiny_synthetic):
     from scipy import stats
 
     out = tmp_path / "run"
-    proxies = ["datadam", "random", "random-matched", "early-stop", "synflow", "params", "naswot"]
-    config = _config(synthetic=[str(tiny_synthetic)], proxy=proxies, space="full", num_archs=4, top_fraction=0.75,
+    datadam = SyntheticSet.load(tiny_synthetic)  # DM's set: other images, so the two rank candidates apart
+    dataclasses.replace(datadam, images=datadam.images.flip(-1), method="dm").save(tmp_path / "dm.pt")
+    proxies = ["datadam", "dm", "random", "random-matched", "early-stop", "synflow", "params", "naswot"]
+    config = _config(synthetic=[str(tiny_synthetic), str(tmp_path / "dm.pt")], proxy=proxies, space="full", num_archs=4, top_fraction=0.75,
                      epochs=2)
     results = experiment.run_search(config, out, train=_tiny(4, 0), test=_tiny(2, 1), benchmark=load_benchmark())
     write_settings(out, config)  # what the command line writes beside the results
@@ -68,7 +71,7 @@ def test_tiny_run_writes_results(tmp_path, tiny_synthetic):
                 "top1_true_accuracy", "regret", "proxy_minutes", "distill_minutes", "total_minutes", "diverged",
                 "ranks_by"} <= set(s)
         assert s["proxy_minutes"] > 0 and s["diverged"] == 0
-    training = ["datadam", "random", "random-matched", "early-stop"]
+    training = ["datadam", "dm", "random", "random-matched", "early-stop"]
     for name in training:
         s = on_disk["summary"][name]
         assert {"spearman_accuracy", "spearman_tse", "kendall_tse", "images_seen"} <= set(s)
@@ -82,6 +85,11 @@ def test_tiny_run_writes_results(tmp_path, tiny_synthetic):
     assert on_disk["summary"]["datadam"]["spearman_minus_params_ci95"] == metrics.spearman_difference_interval(
         metrics.rankable([r["proxy_score"] for r in mine]), metrics.rankable([params[r["arch"]] for r in mine]),
         [r["true_accuracy"] for r in mine], seed=0)
+    # DataDAM's paper claims ρ(DataDAM) > ρ(DM): every proxy is paired against the registry's baselines, DM included.
+    dm_scores = {r["arch"]: r["proxy_score"] for r in on_disk["candidates"] if r["proxy"] == "dm"}
+    assert on_disk["summary"]["datadam"]["spearman_minus_dm_ci95"] == metrics.paired_difference_interval(
+        {r["arch"]: r["proxy_score"] for r in mine}, dm_scores, {r["arch"]: r["true_accuracy"] for r in mine}, seed=0)
+    assert on_disk["summary"]["dm"]["spearman_minus_dm_ci95"] is None
     # random-matched spends the small sets' image passes (10 images x 2 epochs), each on a new image.
     assert on_disk["summary"]["random-matched"]["images"] == 20 and on_disk["summary"]["random-matched"]["epochs"] == 1
     assert on_disk["summary"]["datadam"]["images_seen"] == on_disk["summary"]["random-matched"]["images_seen"] == 20

@@ -59,7 +59,7 @@ def test_a_registered_method_reaches_continual_and_nas_without_touching_them(plu
 def test_methods_say_how_they_are_shown_and_what_they_default_to():
     assert get_method("datadam").describe("official") == "datadam (official)"
     assert get_method("dm").describe("paper") == "dm"  # no variants: the variant is not its to show
-    assert get_method("random").baseline and not get_method("dm").baseline
+    assert get_method("random").baseline and get_method("dm").baseline and not get_method("datadam").baseline
     official = DistillConfig(method="datadam", variant="official").resolved("cpu")
     assert (official.norm, official.power, official.batch_real) == ("batchnorm", 1.0, 64)
     dm = DistillConfig(method="dm", variant="official").resolved("cpu")  # DM has no variants: the encoder's own
