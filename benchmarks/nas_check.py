@@ -45,7 +45,8 @@ def whole_dataset_minutes(train_speed: dict, candidates: int) -> float | None:
 
 def versus_dm(run: dict, name: str) -> list[float] | None:
     """Paired bootstrap interval of ρ(name) − ρ(dm) over the run's candidates (the paper's DataDAM-over-DM claim);
-    None where the run has no dm arm."""
+    None where the run has no dm arm. Recomputed from the rows (as ``nas.report`` does for the summary's
+    ``spearman_minus_dm_ci95``), so runs written before the summary carried that field read the same."""
     scores = {proxy: {r["arch"]: r["proxy_score"] for r in run.get("candidates", []) if r["proxy"] == proxy}
               for proxy in (name, "dm")}
     if not scores["dm"] or name == "dm":
