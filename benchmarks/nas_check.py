@@ -20,8 +20,6 @@ import statistics
 import sys
 from pathlib import Path
 
-from nas.metrics import paired_difference_interval
-
 #: The paper's NAS table (CIFAR-10, 500-image sets; docs/METHOD.md §7): performance, ρ full space, ρ top 20 %.
 #: Its space is DM's 720 ConvNet variants, not NAS-Bench-201, so its performance column is not comparable.
 PAPER = {"random": (88.9, 0.70, 0.44), "dm": (87.2, 0.71, 0.51), "cafe": (83.6, 0.59, 0.36),
@@ -41,18 +39,6 @@ def whole_dataset_minutes(train_speed: dict, candidates: int) -> float | None:
         return None
     seconds_per_image = case["engine_s_per_epoch"] / (record["ipc"] * 10)  # CIFAR-10: ipc x 10 classes
     return seconds_per_image * WHOLE_SET_IMAGES * WHOLE_SET_EPOCHS * candidates / 60
-
-
-def versus_dm(run: dict, name: str) -> list[float] | None:
-    """Paired bootstrap interval of ρ(name) − ρ(dm) over the run's candidates (the paper's DataDAM-over-DM claim);
-    None where the run has no dm arm. Recomputed from the rows (as ``nas.report`` does for the summary's
-    ``spearman_minus_dm_ci95``), so runs written before the summary carried that field read the same."""
-    scores = {proxy: {r["arch"]: r["proxy_score"] for r in run.get("candidates", []) if r["proxy"] == proxy}
-              for proxy in (name, "dm")}
-    if not scores["dm"] or name == "dm":
-        return None
-    true = {r["arch"]: r["true_accuracy"] for r in run.get("candidates", [])}
-    return paired_difference_interval(scores[name], scores["dm"], true, seed=run["sampling"]["seed"])
 
 
 def _minus(text: str) -> str:
@@ -87,7 +73,7 @@ def _proxy_row(name: str, runs: list[dict], space: str) -> str | None:
              "n/a" if None in rhos else f"{statistics.fmean(rhos):.2f}",
              per_seed(lambda s: _number(s.get("spearman_top20"))) if space == "full" else "–",
              per_seed(lambda s: _interval(s.get("spearman_minus_random_ci95"))) if name != "random" else "–",
-             " / ".join(_interval(versus_dm(r, name)) for r in runs) if name != "dm" else "–",
+             per_seed(lambda s: _interval(s.get("spearman_minus_dm_ci95"))) if name != "dm" else "–",
              per_seed(lambda s: _interval(s.get("spearman_minus_synflow_ci95"))) if name != "synflow" else "–",
              per_seed(lambda s: f"{s['top1_true_accuracy']:.2f}"), per_seed(lambda s: f"{s['proxy_minutes']:.1f}"),
              str(rows[0].get("images", "–")), _paper(paper, space) if paper else "–"]

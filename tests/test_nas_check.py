@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from nas_check import main, markdown, versus_dm, whole_dataset_minutes  # noqa: E402
+from nas_check import main, markdown, whole_dataset_minutes  # noqa: E402
 
 
 def _summary(rho: float, top1: float, *, images: int | None = 500) -> dict:
@@ -62,12 +62,11 @@ def test_a_missing_results_file_is_one_line(tmp_path):
         main([str(tmp_path / "full-s0" / "results.json")])
 
 
-def test_datadam_against_dm_is_a_paired_interval_over_the_candidates():
-    true = [90.0 + i / 4 for i in range(20)]
-    candidates = [{"arch": f"a{i}", "proxy": proxy, "proxy_score": sign * t, "true_accuracy": t}
-                  for proxy, sign in (("datadam", 1), ("dm", -1)) for i, t in enumerate(true)]
-    run = _run(0) | {"candidates": candidates}
-    low, high = versus_dm(run, "datadam")
-    assert low == pytest.approx(2.0) and high == pytest.approx(2.0)  # ρ 1 against ρ −1 on every resample
-    assert versus_dm(run, "dm") is None and versus_dm(_run(0), "datadam") is None
-    assert _row(markdown([run]), "datadam")[5] == "[+2.00, +2.00]"
+def test_the_dm_column_reads_each_seeds_paired_interval_and_is_empty_without_one():
+    with_dm = _run(0)
+    with_dm["summary"]["datadam"] |= {"spearman_minus_dm_ci95": [-0.05, 0.39]}
+    with_dm["summary"]["dm"] = _summary(0.41, 92.5) | {"spearman_minus_dm_ci95": None}
+    without = _run(1)  # a search that ran no DM arm
+    table = markdown([without, with_dm])
+    assert _row(table, "datadam")[5] == "[−0.05, +0.39] / –"  # seed 0 first
+    assert _row(markdown([with_dm]), "dm")[5] == "–"
