@@ -257,8 +257,12 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
             started = time.perf_counter()
             result = evaluate(images, labels, test, config=config, seeds=[seed],
                               progress=progress, **kwargs)
+            # A cell can span sittings on different machines: each net's CPU sits beside its seconds (None where a
+            # net predates this record; ``machine`` is the latest sitting's).
+            cpus = row.setdefault("cpu_models", [None] * len(row["runs"]))
             row["runs"].append(result.runs[0])
             row["seconds"].append(time.perf_counter() - started)
+            cpus.append(record["machine"].get("cpu_model"))
             row["engine"] = result.engine
             row.update(mean=statistics.fmean(row["runs"]),
                        std=statistics.pstdev(row["runs"]) if len(row["runs"]) > 1 else 0.0)

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import paper_table  # noqa: E402
+from distill.core.hardware import machine_info  # noqa: E402
 
 
 def _rendered_section() -> str:
@@ -70,6 +71,8 @@ def test_smoke_study_runs_and_resumes_per_net(cifar_tree, tmp_path, monkeypatch)
     assert paper_table.main([*argv[:4], "3", *argv[5:]]) == 0
     after = json.loads((directory / "dm-ipc1-it3-br8-s0.json").read_text())["evaluation"]["dm"]["runs"]
     assert after[:2] == before and len(after) == 3
+    cpus = json.loads((directory / "dm-ipc1-it3-br8-s0.json").read_text())["evaluation"]["dm"]["cpu_models"]
+    assert len(cpus) == 3 and all(c == machine_info("cpu")["cpu_model"] for c in cpus)  # each net's machine
     assert not list((directory / "checkpoints").glob("*"))  # a finished set leaves no checkpoint behind
     # The set is saved beside its cell (what is committed): a rerun evaluates it, and does not distill again.
     assert (directory / "dm-ipc1-it3-br8-s0.pt").is_file() and not (directory / "work").exists()
