@@ -8,7 +8,8 @@ batch 64, 1800 epochs), accuracy at the END of training on the 10,000 real test 
 Every cell writes its own JSON under ``--dir`` (default ``benchmarks/results/paper-table/``) as it goes:
 the distillation checkpoints (``<dir>/checkpoints/``, committed between sittings), and each evaluation net's accuracy lands in the
 cell file as soon as it is known, so a killed study loses at most one net. Rerun the same command and
-it continues; finished cells are skipped. Every set is saved beside its JSON.
+it continues; finished cells are skipped. Every set is saved beside its JSON; where a finished cell's set
+file is missing (the ipc-50 sets are not committed), ``--only CELL`` makes it again and keeps its nets.
 
 Usage:
   python benchmarks/paper_table.py                      # every cell of CELLS, in order of value
@@ -182,6 +183,43 @@ def finished(record: dict | None, cell: Cell, nets: int) -> bool:
                                       for p in cell.protocols)
 
 
+def make_set(cell: Cell, directory: Path, train, *, smoke: bool, progress: bool):  # noqa: ANN001, ANN201
+    """Distil (or select) the cell's set from ``train``, save it beside the cell's JSON and return it."""
+    from distill.methods import DistillConfig, _seconds_file, distill
+
+    saved, checkpoint = set_file(directory, cell), checkpoint_file(directory, cell)
+    init = cell.init
+    if cell.init not in ("real", "noise"):  # the selection's own cell makes the start set (or reuses it)
+        start = Cell(cell.init, cell.ipc, seed=cell.seed)
+        init = str(set_file(directory, start))
+        if not Path(init).is_file():
+            distill(train, DistillConfig(method=cell.init, ipc=cell.ipc), seed=cell.seed,
+                    progress=progress).save(init)
+    cfg = DistillConfig(method=cell.method, variant=cell.variant, ipc=cell.ipc, iterations=cell.iterations,
+                        batch_real=cell.batch_real, checkpoint_minutes=2.0, init=init, **dict(cell.settings),
+                        **({"width": 8, "compile": False} if smoke else {}))
+    synthetic = distill(train, cfg, seed=cell.seed, progress=progress, resume=cell.learned,
+                        checkpoint=checkpoint if cell.learned else None)
+    synthetic.save(saved)
+    for done in (checkpoint, _seconds_file(checkpoint)):  # and the seconds file distill() keeps beside it
+        done.unlink(missing_ok=True)  # the set holds its images and its seconds now
+    return synthetic
+
+
+def remake_set(cell: Cell, directory: Path, *, smoke: bool, progress: bool) -> None:
+    """A finished cell's set made again where its file is missing (the ipc-50 sets are not committed): the
+    same method, settings and seed, its nets kept. A learned set made again on another machine need not equal
+    the one its nets trained on, so the cell records the new set's distillation as ``set_remade``."""
+    from distill.core.data import load_dataset
+    from distill.core.hardware import machine_info
+    from distill.core.io import write_json
+
+    record = read_cell(directory, cell)
+    synthetic = make_set(cell, directory, load_dataset("cifar10", "train"), smoke=smoke, progress=progress)
+    record.setdefault("set_remade", []).append({**_distill_record(synthetic), "machine": machine_info("cpu")})
+    write_json(cell_path(directory, cell), record)
+
+
 def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], smoke: bool, progress: bool) -> dict:
     """Distil (or load) the cell's set, then train the nets still missing under each protocol."""
     import torch
@@ -191,7 +229,6 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     from distill.core.engine import TrainConfig
     from distill.core.hardware import machine_info
     from distill.core.io import write_json
-    from distill.methods import DistillConfig, _seconds_file, distill
     from distill.core.perf import tune_allocator
     from distill.core.synthetic import SyntheticSet
     from distill.core.zca import whitened_like
@@ -202,11 +239,10 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     # Every set is saved beside its JSON: the continual and NAS ipc-50 presets read the DataDAM and DM sets from
     # there. The ipc-1 and ipc-10 sets (< 1.5 MB) are committed, so anyone can evaluate them with their own code;
     # the ipc-50 sets (~6 MB) and their checkpoints are git-ignored (data stays out of the repository).
-    saved = set_file(directory, cell)
     # The checkpoint of a set still being distilled lives beside the cell files, committed at the end of a
     # sitting (ipc 1 and 10 only): an 8000-iteration set at batch_real 256 takes longer than one, and the next
     # one continues it.
-    checkpoint = checkpoint_file(directory, cell)
+    saved = set_file(directory, cell)
     # The training images are read only where they are needed: a finished set evaluates without them.
     train = load_dataset("cifar10", "train") if cell.method == WHOLE or not saved.is_file() else None
     if cell.method == WHOLE:
@@ -214,21 +250,7 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     elif saved.is_file():
         synthetic = SyntheticSet.load(saved)
     else:
-        init = cell.init
-        if cell.init not in ("real", "noise"):  # the selection's own cell makes the start set (or reuses it)
-            start = Cell(cell.init, cell.ipc, seed=cell.seed)
-            init = str(set_file(directory, start))
-            if not Path(init).is_file():
-                distill(train, DistillConfig(method=cell.init, ipc=cell.ipc), seed=cell.seed,
-                        progress=progress).save(init)
-        cfg = DistillConfig(method=cell.method, variant=cell.variant, ipc=cell.ipc, iterations=cell.iterations,
-                            batch_real=cell.batch_real, checkpoint_minutes=2.0, init=init, **dict(cell.settings),
-                            **({"width": 8, "compile": False} if smoke else {}))
-        synthetic = distill(train, cfg, seed=cell.seed, progress=progress, resume=cell.learned,
-                            checkpoint=checkpoint if cell.learned else None)
-        synthetic.save(saved)
-        for done in (checkpoint, _seconds_file(checkpoint)):  # and the seconds file distill() keeps beside it
-            done.unlink(missing_ok=True)  # the set holds its images and its seconds now
+        synthetic = make_set(cell, directory, train, smoke=smoke, progress=progress)
     if synthetic is None:  # the whole training set, 5,000 images a class
         images, labels = train.images, train.labels
         record["distill"] = {"seconds": 0.0, "iterations": 0, "whole_dataset": len(labels)}
@@ -574,11 +596,19 @@ def main(argv: list[str] | None = None) -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     epochs = {"dm": args.epochs_dm, "official": args.epochs_official}
     for cell in cells:
-        if finished(read_cell(args.dir, cell), cell, args.nets):
+        done = finished(read_cell(args.dir, cell), cell, args.nets)
+        # A finished cell that --only names and whose set file is missing (a fresh clone: the ipc-50 sets are
+        # not committed) gets its set made again; its nets are kept.
+        remake = done and args.only and cell.method != WHOLE and not set_file(args.dir, cell).is_file()
+        if done and not remake:
             continue
-        print(f"cell {cell.name}", file=sys.stderr, flush=True)
+        print(f"cell {cell.name}{': its set is missing, made again (its nets are kept)' if remake else ''}",
+              file=sys.stderr, flush=True)
         try:
-            run_cell(cell, args.dir, nets=args.nets, epochs=epochs, smoke=args.smoke, progress=not args.quiet)
+            if remake:
+                remake_set(cell, args.dir, smoke=args.smoke, progress=not args.quiet)
+            else:
+                run_cell(cell, args.dir, nets=args.nets, epochs=epochs, smoke=args.smoke, progress=not args.quiet)
         except DistillError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

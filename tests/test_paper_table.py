@@ -79,6 +79,12 @@ def test_smoke_study_runs_and_resumes_per_net(cifar_tree, tmp_path, monkeypatch)
     assert paper_table.main([*argv[:4], "4", *argv[5:]]) == 0
     again = json.loads((directory / "dm-ipc1-it3-br8-s0.json").read_text())
     assert again["evaluation"]["dm"]["runs"][:3] == after and again["distill"] == cell["distill"]
+    # a finished cell whose set file is gone (a fresh clone of the ipc-50 cells) gets its set again, nets kept
+    (directory / "dm-ipc1-it3-br8-s0.pt").unlink()
+    assert paper_table.main([*argv[:4], "4", *argv[5:9], "--only", "dm-ipc1-it3-br8-s0", "--quiet"]) == 0
+    remade = json.loads((directory / "dm-ipc1-it3-br8-s0.json").read_text())
+    assert (directory / "dm-ipc1-it3-br8-s0.pt").is_file() and remade["evaluation"] == again["evaluation"]
+    assert [r["iterations"] for r in remade["set_remade"]] == [3] and remade["distill"] == cell["distill"]
     # another epoch count for finished nets is refused, not mixed in
     assert paper_table.main([*argv[:4], "5", "--epochs-dm", "5", *argv[7:]]) == 2
     # the whole-dataset column: one net on every training image
