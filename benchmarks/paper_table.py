@@ -187,6 +187,9 @@ def make_set(cell: Cell, directory: Path, train, *, smoke: bool, progress: bool)
     """Distil (or select) the cell's set from ``train``, save it beside the cell's JSON and return it."""
     from distill.methods import DistillConfig, _seconds_file, distill
 
+    # The checkpoint of a set still being distilled lives beside the cell files, committed at the end of a
+    # sitting (ipc 1 and 10 only): an 8000-iteration set at batch_real 256 takes longer than one, and the next
+    # one continues it.
     saved, checkpoint = set_file(directory, cell), checkpoint_file(directory, cell)
     init = cell.init
     if cell.init not in ("real", "noise"):  # the selection's own cell makes the start set (or reuses it)
@@ -239,9 +242,6 @@ def run_cell(cell: Cell, directory: Path, *, nets: int, epochs: dict[str, int], 
     # Every set is saved beside its JSON: the continual and NAS ipc-50 presets read the DataDAM and DM sets from
     # there. The ipc-1 and ipc-10 sets (< 1.5 MB) are committed, so anyone can evaluate them with their own code;
     # the ipc-50 sets (~6 MB) and their checkpoints are git-ignored (data stays out of the repository).
-    # The checkpoint of a set still being distilled lives beside the cell files, committed at the end of a
-    # sitting (ipc 1 and 10 only): an 8000-iteration set at batch_real 256 takes longer than one, and the next
-    # one continues it.
     saved = set_file(directory, cell)
     # The training images are read only where they are needed: a finished set evaluates without them.
     train = load_dataset("cifar10", "train") if cell.method == WHOLE or not saved.is_file() else None
