@@ -209,7 +209,7 @@ def make_set(cell: Cell, directory: Path, train, *, smoke: bool, progress: bool)
     return synthetic
 
 
-def remake_set(cell: Cell, directory: Path, *, smoke: bool, progress: bool) -> None:
+def remake_set(cell: Cell, directory: Path, record: dict, *, smoke: bool, progress: bool) -> None:
     """A finished cell's set made again where its file is missing (the ipc-50 sets are not committed): the
     same method, settings and seed, its nets kept. A learned set made again on another machine need not equal
     the one its nets trained on, so the cell records the new set's distillation as ``set_remade``."""
@@ -217,7 +217,6 @@ def remake_set(cell: Cell, directory: Path, *, smoke: bool, progress: bool) -> N
     from distill.core.hardware import machine_info
     from distill.core.io import write_json
 
-    record = read_cell(directory, cell)
     synthetic = make_set(cell, directory, load_dataset("cifar10", "train"), smoke=smoke, progress=progress)
     record.setdefault("set_remade", []).append({**_distill_record(synthetic), "machine": machine_info("cpu")})
     write_json(cell_path(directory, cell), record)
@@ -596,7 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     epochs = {"dm": args.epochs_dm, "official": args.epochs_official}
     for cell in cells:
-        done = finished(read_cell(args.dir, cell), cell, args.nets)
+        record = read_cell(args.dir, cell)
+        done = finished(record, cell, args.nets)
         # A finished cell that --only names and whose set file is missing (a fresh clone: the ipc-50 sets are
         # not committed) gets its set made again; its nets are kept.
         remake = done and args.only and cell.method != WHOLE and not set_file(args.dir, cell).is_file()
@@ -606,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         try:
             if remake:
-                remake_set(cell, args.dir, smoke=args.smoke, progress=not args.quiet)
+                remake_set(cell, args.dir, record, smoke=args.smoke, progress=not args.quiet)
             else:
                 run_cell(cell, args.dir, nets=args.nets, epochs=epochs, smoke=args.smoke, progress=not args.quiet)
         except DistillError as exc:
