@@ -92,6 +92,38 @@ def test_forgetting_counts_are_cached_for_every_ipc(tiny_dataset, monkeypatch, t
         assert torch.equal(first, again)
 
 
+def test_interrupted_counting_continues_to_the_same_counts(tiny_dataset, monkeypatch, tmp_path):
+    """The counting run checkpoints beside its cache entry; stopped and called again, it gives the counts of
+    a run that never stopped and leaves only the entry."""
+    import functools
+
+    import distill.methods.coreset as coreset
+
+    cfg, cpu = _cfg("forgetting").resolved("cpu"), torch.device("cpu")
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "whole"))
+    whole = forgetting_scores(tiny_dataset, [0, 1, 2], cfg, seed=0, device=cpu, epochs=4)
+
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "parts"))
+    fit, calls = coreset.fit, []
+
+    def fit_that_stops(*args, batch_callback, **kwargs):
+        def count(idx, correct):
+            calls.append(1)
+            if len(calls) == 3:  # 60 images in batches of 128: the third epoch's one batch
+                raise KeyboardInterrupt
+            batch_callback(idx, correct)
+        return fit(*args, batch_callback=count, **{**kwargs, "checkpoint_minutes": 0})
+
+    monkeypatch.setattr(coreset, "fit", fit_that_stops)
+    with pytest.raises(KeyboardInterrupt):
+        forgetting_scores(tiny_dataset, [0, 1, 2], cfg, seed=0, device=cpu, epochs=4)
+    (partial,) = (tmp_path / "parts" / "forgetting").glob("*.checkpoint.pt")
+    monkeypatch.setattr(coreset, "fit", functools.partial(fit, checkpoint_minutes=0))
+    again = forgetting_scores(tiny_dataset, [0, 1, 2], cfg, seed=0, device=cpu, epochs=4)
+    assert torch.equal(again, whole)
+    assert not partial.exists() and len(list(partial.parent.glob("*.pt"))) == 1
+
+
 def test_forgetting_needs_two_classes(tiny_dataset):
     with pytest.raises(DistillError, match="two classes"):
         distill(tiny_dataset, _cfg("forgetting"), classes=[1], progress=False)

@@ -149,3 +149,51 @@ def test_batch_callback_sees_every_image_once_per_epoch_with_its_prediction(tiny
         assert sorted(positions.tolist()) == list(range(len(tiny_dataset)))
     # the trained net classifies these separable classes better at the end than at the start
     assert torch.cat(right[-per_epoch:]).float().mean() > torch.cat(right[:per_epoch]).float().mean()
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("norm", ["instancenorm", "batchnorm"])
+def test_a_run_stopped_after_a_checkpoint_continues_bit_for_bit(tiny_dataset, tmp_path, norm):
+    """Stopped in its fourth epoch and called again, a run ends on the weights and kept tensors of one that
+    never stopped: DSA, the step decay at the midpoint and momentum all continue from the checkpoint."""
+    cfg = TrainConfig(epochs=6, batch_size=16, lr_decay=0.1, precision="fp32", compile=False, channels_last=False)
+    images, labels = tiny_dataset.images, tiny_dataset.labels
+    per_epoch = -(-len(images) // 16)
+
+    def counting(kept: torch.Tensor, stop_at: int | None):
+        def count(idx: torch.Tensor, correct: torch.Tensor) -> None:
+            kept[0] += 1
+            kept[1:][idx] += correct.long()
+            if stop_at is not None and int(kept[0]) == stop_at:
+                raise _Stop
+        return count
+
+    whole, whole_kept = _net(norm), torch.zeros(len(images) + 1, dtype=torch.long)
+    fit(whole, images, labels, cfg, seed=3, batch_callback=counting(whole_kept, None))
+
+    path, kept = tmp_path / "run.ckpt.pt", torch.zeros(len(images) + 1, dtype=torch.long)
+    with pytest.raises(_Stop):
+        fit(_net(norm), images, labels, cfg, seed=3, batch_callback=counting(kept, 3 * per_epoch + 2),
+            checkpoint=path, keep={"kept": kept}, checkpoint_minutes=0)
+    assert path.is_file()
+    kept.zero_()  # a new process: only the checkpoint knows the counts
+    resumed = _net(norm)
+    fit(resumed, images, labels, cfg, seed=3, batch_callback=counting(kept, None), checkpoint=path,
+        keep={"kept": kept}, checkpoint_minutes=0)
+    assert torch.equal(kept, whole_kept) and int(kept[0]) == 6 * per_epoch
+    for (name, a), b in zip(resumed.state_dict().items(), whole.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_damaged_checkpoint_is_named_and_the_run_starts_over(tiny_dataset, tmp_path, capsys):
+    cfg = TrainConfig(epochs=2, batch_size=16, precision="fp32", compile=False, channels_last=False)
+    path = tmp_path / "run.ckpt.pt"
+    path.write_bytes(b"\x00not a checkpoint" * 10)
+    started, whole = _net(), _net()
+    fit(started, tiny_dataset.images, tiny_dataset.labels, cfg, seed=3, checkpoint=path)
+    fit(whole, tiny_dataset.images, tiny_dataset.labels, cfg, seed=3)
+    assert "run.ckpt.pt is unreadable" in capsys.readouterr().err
+    assert all(torch.equal(a, b) for a, b in zip(started.state_dict().values(), whole.state_dict().values()))

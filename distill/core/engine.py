@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +45,9 @@ from distill.core.hardware import PRECISIONS, compile_available, resolve_precisi
 from distill.core.perf import tune_allocator
 from distill.core.seeds import AUGMENT, SHUFFLE, stream
 from distill.core.settings import checked
+from distill.core.store import load_entry, save_entry
+
+log = logging.getLogger(__name__)
 
 #: ``compile = None`` compiles runs of at least this many optimizer steps: compiling costs 10-30 s on
 #: a CPU and saves 0.1-1 s per step of an evaluation net (benchmarks/results/train-speed-*.json).
@@ -174,7 +180,8 @@ def check_finite(loss: Tensor) -> None:
 def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,
         device: torch.device | str = "cpu", progress: bool = False,
         loss_callback: Callable[[float], None] | None = None,
-        batch_callback: Callable[[Tensor, Tensor], None] | None = None) -> EnginePlan:
+        batch_callback: Callable[[Tensor, Tensor], None] | None = None, checkpoint: Path | None = None,
+        keep: Mapping[str, Tensor] | None = None, checkpoint_minutes: float = 5.0) -> EnginePlan:
     """Train ``model`` in place from the weights it has and leave it in eval mode; returns the plan used.
 
     Shuffling and augmentation come from ``seed``; the end-of-training weights are kept (no early
@@ -182,6 +189,12 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
     sync per step; without it the loss is read once per epoch, to stop on NaN). ``batch_callback`` is
     called with every minibatch's positions in ``images`` and whether each was classified right by the
     forward that made the loss, before the step (what forgetting counts).
+
+    ``checkpoint``: a file that receives the training's state (weights, optimizer, schedule, the shuffling
+    and augmentation streams, and the tensors of ``keep``, which the caller updates in place) at the end of
+    an epoch every ``checkpoint_minutes``. A call that finds it continues from its epoch, bit for bit as if
+    never stopped, so it must be named by everything the run reads; the caller deletes it once the result
+    is safe. For runs longer than a sitting (forgetting's 200 counting epochs over 50,000 images).
     """
     check_set(images, labels)
     device = torch.device(device)
@@ -194,7 +207,11 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
     dsa = DSA(config.dsa_strategy if config.dsa else "none")
     shuffle, augment = stream(seed, SHUFFLE), stream(seed, AUGMENT)
     loss_fn = _compiled_loss() if run.compiled else _loss
-    for _ in tqdm(range(config.epochs), disable=not progress, desc="train", unit="ep", leave=False):
+    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    first = _resume(checkpoint, parts, shuffle, augment, keep or {})
+    last_save = time.monotonic()
+    for epoch in tqdm(range(first, config.epochs), initial=first, total=config.epochs, disable=not progress,
+                      desc="train", unit="ep", leave=False):
         order = torch.randperm(len(images), generator=shuffle).to(device)
         for start in range(0, len(images), config.batch_size):
             idx = order[start:start + config.batch_size]
@@ -209,8 +226,35 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
             optimizer.step()
             scheduler.step()
         check_finite(loss.detach())
+        if checkpoint is not None and epoch + 1 < config.epochs and \
+                time.monotonic() - last_save >= checkpoint_minutes * 60:
+            try:
+                save_entry({"epoch": epoch + 1, **{k: v.state_dict() for k, v in parts.items()},
+                            "shuffle": shuffle.get_state(), "augment": augment.get_state(), "keep": dict(keep or {})},
+                           checkpoint)
+            except OSError as exc:  # a full disk costs the checkpoint, not the training
+                log.warning("%s; training goes on without it", exc)
+            last_save = time.monotonic()
     model.to(memory_format=torch.contiguous_format).eval()
     return run
+
+
+def _resume(checkpoint: Path | None, parts: dict, shuffle: torch.Generator, augment: torch.Generator,
+            keep: Mapping[str, Tensor]) -> int:
+    """Load ``checkpoint`` (see :func:`fit`) into the training's parts; the epoch to start from (0 without one).
+
+    A damaged file is named and deleted by :func:`load_entry`, and the run starts over.
+    """
+    state = load_entry(checkpoint)
+    if state is None:
+        return 0
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    shuffle.set_state(state["shuffle"])
+    augment.set_state(state["augment"])
+    for name, tensor in keep.items():
+        tensor.copy_(state["keep"][name])
+    return int(state["epoch"])
 
 
 def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,

@@ -89,6 +89,10 @@ class ForgettingCounter:
         self.learned = torch.zeros(num_examples, dtype=torch.bool)
         self._previous = torch.zeros(num_examples, dtype=torch.bool)
 
+    def state(self) -> dict[str, Tensor]:
+        """The counts so far, as tensors a checkpoint saves and restores in place."""
+        return {"events": self.events, "learned": self.learned, "previous": self._previous}
+
     def update(self, indices: Tensor, correct: Tensor) -> None:
         """Record one presentation of the examples ``indices`` (distinct) with whether each was right."""
         indices, correct = indices.cpu().long(), correct.cpu().bool()
@@ -124,13 +128,14 @@ def forgetting_scores(train: ClassDataset, classes: Sequence[int], cfg: DistillC
     cached = load_entry(path)  # checked against its digest; a damaged entry is deleted and recomputed
     if isinstance(cached, Tensor) and cached.shape == (len(index),):
         return cached
+    partial = path.with_name(path.stem + ".checkpoint.pt")  # the counting so far: a later call continues it
     scores = _train_and_count(train, index, cfg, seed=seed, device=device, epochs=epochs,
-                              progress=progress)
-    if path is not None:
-        try:
-            save_entry(scores, path)
-        except OSError as exc:
-            log.warning("could not cache the forgetting counts in %s: %s", path, exc)
+                              progress=progress, checkpoint=partial)
+    try:
+        save_entry(scores, path)
+        partial.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not cache the forgetting counts in %s: %s", path, exc)
     return scores
 
 
@@ -156,13 +161,14 @@ def counting_recipe(epochs: int) -> TrainConfig:
 
 
 def _train_and_count(train: ClassDataset, index: Tensor, cfg: DistillConfig, *, seed: int,
-                     device: torch.device, epochs: int, progress: bool) -> Tensor:
+                     device: torch.device, epochs: int, progress: bool, checkpoint: Path) -> Tensor:
     net = ConvNet(num_classes=train.num_classes, channels=train.image_shape[0], image_size=train.image_shape[-1],
                   depth=cfg.depth, width=cfg.width, norm=cfg.norm or "instancenorm")
     net = init_parameters(net, stream(seed, FORGET_NET))
     counter = ForgettingCounter(len(index))
     fit(net, train.images[index], train.labels[index], counting_recipe(epochs),
-        seed=seed_of(stream(seed, FORGET_SHUFFLE)), device=device, progress=progress, batch_callback=counter.update)
+        seed=seed_of(stream(seed, FORGET_SHUFFLE)), device=device, progress=progress, batch_callback=counter.update,
+        checkpoint=checkpoint, keep=counter.state())
     return counter.scores()
 
 
