@@ -40,6 +40,7 @@ def _write_tree(root, sizes):
     (lambda r: _write_tree(r, {"cat": 8, "dog": 0}), "has no images"),
     (lambda r: _write_tree(r, {"cat": 8, "dog": 16}), "resize the tree"),
     (lambda r: (_write_tree(r, {"cat": 8}), (r / "train" / "cat" / "1.jpg").write_bytes(b"junk")), "corrupt"),
+    (lambda r: (_write_tree(r, {"cat": 8}), (r / "train" / "cat" / "1.jpg").write_bytes(b"")), "1.jpg; delete or"),
 ])
 def test_bad_folders_give_one_clear_error(tmp_path, setup, message):
     root = tmp_path / "data"

@@ -248,7 +248,7 @@ def _load_imagefolder_cached(root: Path, split: str) -> tuple[Tensor, Tensor, li
 def _decode(files: list[list[Path]]) -> tuple[Tensor, Tensor]:
     import warnings
 
-    from torchvision.io import ImageReadMode, decode_image, read_file
+    from torchvision.io import ImageReadMode, decode_image
 
     images, labels, shape = [], [], None
     with warnings.catch_warnings():
@@ -258,8 +258,10 @@ def _decode(files: list[list[Path]]) -> tuple[Tensor, Tensor]:
         for label, group in enumerate(files):
             for path in group:
                 try:
-                    img = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-                except RuntimeError:
+                    # read through Python (not torchvision's read_file), so that audit hooks see every file
+                    data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+                    img = decode_image(data, mode=ImageReadMode.RGB)
+                except (RuntimeError, ValueError):  # ValueError: an empty file
                     raise DistillError(f"cannot decode image {path}; delete or replace the corrupt file") from None
                 if shape is None:
                     shape = img.shape
