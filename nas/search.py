@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def preflight(config: SearchConfig, out: Path | None, *, device, resume: bool = False):
-    """Every check of the search that needs no decoded image (:mod:`distill.shell.preflight`): the candidates against
-    the space, the proxy resolution, the ``--synthetic`` sets and ``--ipc`` against the data root's listing,
-    the output, memory and disk. Returns the benchmark table it read (the search's ground truth)."""
+    """Every check of the search that needs no decoded image (:mod:`distill.shell.preflight`): the proxy resolution,
+    the ``--synthetic`` sets and ``--ipc`` against the data root's listing, the output, memory and disk, and
+    then the candidates against the space. Returns the benchmark table it read (the search's ground truth)."""
     from dataclasses import replace
 
     from distill.core.data import STATS
@@ -51,10 +51,6 @@ def preflight(config: SearchConfig, out: Path | None, *, device, resume: bool = 
     from nas.proxies import load_synthetic_files
     from nas.sampling import draw_candidates
 
-    benchmark = load_benchmark(config.benchmark_file)
-    # The search's own draw (a fraction of a second): --num-archs and --top-fraction against the space.
-    draw_candidates(benchmark, config.space, config.num_archs, seed=config.seed, top_fraction=config.top_fraction,
-                    dataset=config.dataset)
     sets = [p for p in config.proxy if p in list_methods()]  # the proxies that train on a method's set
     encoder = next((m for m in sets if get_method(m).encoder), default_method())  # sizes the memory estimate
     d = replace(config.distill, method=encoder, ipc=config.ipc).resolved(device)
@@ -83,6 +79,11 @@ def preflight(config: SearchConfig, out: Path | None, *, device, resume: bool = 
     check_memory({**data_memory(listing, test=True), **encoder_memory(d, listing.image_shape, listing.num_classes)},
                  device=device)
     check_disk(data_writes(listing))
+    # Last, as the dearest check (reading the table costs ~1 s of CPU, more than all the others):
+    # --num-archs and --top-fraction against the space, by the search's own draw.
+    benchmark = load_benchmark(config.benchmark_file)
+    draw_candidates(benchmark, config.space, config.num_archs, seed=config.seed, top_fraction=config.top_fraction,
+                    dataset=config.dataset)
     return benchmark
 
 
