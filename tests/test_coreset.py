@@ -124,6 +124,16 @@ def test_interrupted_counting_continues_to_the_same_counts(tiny_dataset, monkeyp
     assert not partial.exists() and len(list(partial.parent.glob("*.pt"))) == 1
 
 
+def test_the_counting_shows_a_bar_when_the_run_does(tiny_dataset, monkeypatch, tmp_path, capsys):
+    """Forgetting's counting is the one selection that takes long (an hour and more on CIFAR-10)."""
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path))
+    for progress, seed in ((False, 0), (True, 1)):  # another seed: not the cached counts
+        capsys.readouterr()
+        distill(tiny_dataset, DistillConfig(method="forgetting", ipc=2, depth=2, width=8, counting_epochs=3),
+                seed=seed, progress=progress)
+        assert ("3/3 [" in capsys.readouterr().err) == progress
+
+
 def test_forgetting_needs_two_classes(tiny_dataset):
     with pytest.raises(DistillError, match="two classes"):
         distill(tiny_dataset, _cfg("forgetting"), classes=[1], progress=False)

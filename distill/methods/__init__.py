@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import operator
@@ -82,7 +83,8 @@ def register_method(name: str, *, reads: Sequence[str] | None = None, encoder: b
                     variants: Mapping[str, Mapping[str, Any]] | None = None, label: str | None = None,
                     color: str = "tab:olive", experiments: Sequence[str] = (), baseline: bool = False,
                     ) -> Callable[[Callable[..., "MethodOutput"]], Callable[..., "MethodOutput"]]:
-    """Decorator: register ``fn(train, classes, config, *, seed, device, ...) -> MethodOutput`` as ``name``.
+    """Decorator: register ``fn(train, classes, config, *, seed, device, ...) -> MethodOutput`` as ``name``; a
+    selection that takes long (forgetting's counting) may also take ``progress`` and show a bar.
 
     Args:
         reads: the :class:`DistillConfig` fields the method reads (its cache key); ``None``: all of them.
@@ -342,7 +344,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     before = _seconds_before(checkpoint) if resume and checkpoint is not None else 0.0
     start = time.perf_counter()
     if not method.iterates:
-        output = method.run(train, classes, cfg, seed=seed, device=device)
+        shows = "progress" in inspect.signature(method.run).parameters
+        output = method.run(train, classes, cfg, seed=seed, device=device, **({"progress": progress} if shows else {}))
     else:
         def record_seconds() -> None:
             if checkpoint is not None and checkpoint.is_file():

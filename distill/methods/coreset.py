@@ -175,7 +175,7 @@ def _train_and_count(train: ClassDataset, index: Tensor, cfg: DistillConfig, *, 
 @register_method("forgetting", reads=(*_READS, "counting_epochs"), per_class=False, color="tab:brown",
                  defaults=lambda ipc: {"counting_epochs": FORGETTING_EPOCHS})
 def forgetting(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
-               device: torch.device) -> MethodOutput:
+               device: torch.device, progress: bool = False) -> MethodOutput:
     """Per class, the ``ipc`` images forgotten most often while a ConvNet trains ``cfg.counting_epochs`` epochs on
     the images of ``classes``.
 
@@ -189,7 +189,8 @@ def forgetting(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, 
                            f"pass two classes or more (or use kcenter or herding for one class at a time)")
     for c in classes:
         _check_enough(train, c, cfg.ipc)
-    scores = forgetting_scores(train, classes, cfg, seed=seed, device=device, epochs=cfg.counting_epochs)
+    scores = forgetting_scores(train, classes, cfg, seed=seed, device=device, epochs=cfg.counting_epochs,
+                               progress=progress)
     parts, start = [], 0
     for c in classes:
         images = train.images_of(c)
