@@ -541,10 +541,15 @@ def study_status(directory: Path, nets: int = NETS) -> str:
 
 
 def kept(directory: Path, cell: Cell) -> str:
-    """What an interrupted cell leaves for the next run: its set, its distillation checkpoint, its finished nets."""
+    """What an interrupted cell leaves for the next run: its set, its distillation checkpoint, a training
+    checkpoint this process wrote (forgetting's counting, in the cache), its finished nets."""
+    from distill.core.io import WRITTEN
+
     files = [f"{path.relative_to(directory)} ({what})" for path, what in
              ((set_file(directory, cell), "its set"), (checkpoint_file(directory, cell), "its distillation checkpoint"))
              if path.is_file()]
+    files += [f"{path} (a training checkpoint)" for path in sorted(set(WRITTEN))
+              if path.name.endswith(".checkpoint.pt") and path.is_file()]
     record = read_cell(directory, cell) or {"evaluation": {}}
     nets = [f"{len(r['runs'])} {p}" for p, r in record["evaluation"].items() if r.get("runs")]
     if nets:

@@ -40,7 +40,7 @@ def measure(cases, module: str, args: list[str], base: Path, repeats: int) -> di
     for _ in range(repeats):
         cache = base / "cache"
         cache.mkdir(exist_ok=True)
-        got = cases.run(module, args, cache, base)
+        got = cases.run(module, args, cache, base, audit=False)  # plain python -m
         if got.code != 2:
             raise SystemExit(f"error: {module} {' '.join(args)} exited {got.code}, not 2: {got.stderr.strip()}")
         runs.append(got)

@@ -184,3 +184,15 @@ def test_baselines_beyond_two_cores_run_a_stated_budget_that_the_table_shows():
     assert "| DC − DM, norm batchnorm" not in text  # a control is not the paper's DM
     assert "dm-ipc1-it8000-br64-normbatchnorm-s0" in {c.name for c in paper_table.CELLS}
     assert "datadam-official-ipc1-it8000-br64-s0" in {c.name for c in paper_table.CELLS}  # the public code's 64
+
+
+def test_an_interrupted_cell_names_the_training_checkpoint_it_wrote(tmp_path, monkeypatch):
+    """Forgetting's counting checkpoints in the cache, not in the study folder: the stop message must say so."""
+    from distill.core import io
+    from distill.core.store import save_entry
+
+    cell = next(c for c in paper_table.CELLS if c.method == "forgetting")
+    monkeypatch.setattr(io, "WRITTEN", [])
+    assert paper_table.kept(tmp_path, cell) == "nothing: no iteration or net had finished"
+    save_entry({"epoch": 55}, tmp_path / "cache" / "events-abc.checkpoint.pt")
+    assert paper_table.kept(tmp_path, cell) == f"{tmp_path / 'cache' / 'events-abc.checkpoint.pt'} (a training checkpoint)"

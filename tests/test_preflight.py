@@ -34,7 +34,7 @@ AUDITED = """
 import os, runpy, sys
 log = open(os.environ["PREFLIGHT_OPENS"], "w")
 def hook(event, args):
-    if event == "open" and isinstance(args[0], (str, bytes)):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
         log.write(os.fsdecode(args[0]) + "\\n"); log.flush()
 sys.addaudithook(hook)
 runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
@@ -56,12 +56,14 @@ def env_for(cache: Path, **extra: str) -> dict[str, str]:
             "DISTILL_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1", "DISTILL_NO_COMPILE": "1", **extra}
 
 
-def run(module: str, args: list[str], cache: Path, cwd: Path) -> Outcome:
+def run(module: str, args: list[str], cache: Path, cwd: Path, *, audit: bool = True) -> Outcome:
     """``python -m module args`` with its own CPU time and peak memory (``wait4`` reports them for that child)
-    and the files it opened."""
+    and, with ``audit``, the files it opened (the hook costs a little CPU: a benchmark runs without it)."""
     opens = cwd / "opened"
+    opens.write_text("")
+    launch = ["-c", AUDITED] if audit else ["-m"]
     with open(cwd / "stdout", "w+") as out, open(cwd / "stderr", "w+") as err:
-        proc = subprocess.Popen([sys.executable, "-c", AUDITED, module, *args], stdout=out, stderr=err, cwd=cwd,
+        proc = subprocess.Popen([sys.executable, *launch, module, *args], stdout=out, stderr=err, cwd=cwd,
                                 env=env_for(cache, PREFLIGHT_OPENS=str(opens)))
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
