@@ -197,3 +197,21 @@ def test_a_damaged_checkpoint_is_named_and_the_run_starts_over(tiny_dataset, tmp
     fit(whole, tiny_dataset.images, tiny_dataset.labels, cfg, seed=3)
     assert "run.ckpt.pt is unreadable" in capsys.readouterr().err
     assert all(torch.equal(a, b) for a, b in zip(started.state_dict().values(), whole.state_dict().values()))
+
+
+def test_a_checkpoint_of_another_network_is_refused_in_one_line(tiny_dataset, tmp_path):
+    from distill.core.errors import DistillError
+
+    cfg = TrainConfig(epochs=3, batch_size=16, precision="fp32", compile=False, channels_last=False)
+    path = tmp_path / "run.ckpt.pt"
+
+    def stop_once_saved(idx: torch.Tensor, correct: torch.Tensor) -> None:
+        if path.is_file():
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        fit(_net(), tiny_dataset.images, tiny_dataset.labels, cfg, seed=3, checkpoint=path, checkpoint_minutes=0,
+            batch_callback=stop_once_saved)
+    wider = init_parameters(get_network("convnet", num_classes=3, width=16), stream(0, TRAIN))
+    with pytest.raises(DistillError, match="belongs to another training run .*; delete it to start over"):
+        fit(wider, tiny_dataset.images, tiny_dataset.labels, cfg, seed=3, checkpoint=path)

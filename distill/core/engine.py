@@ -248,13 +248,17 @@ def _resume(checkpoint: Path | None, parts: dict, shuffle: torch.Generator, augm
     state = load_entry(checkpoint)
     if state is None:
         return 0
-    for name, part in parts.items():
-        part.load_state_dict(state[name])
-    shuffle.set_state(state["shuffle"])
-    augment.set_state(state["augment"])
-    for name, tensor in keep.items():
-        tensor.copy_(state["keep"][name])
-    return int(state["epoch"])
+    try:
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
+        shuffle.set_state(state["shuffle"])
+        augment.set_state(state["augment"])
+        for name, tensor in keep.items():
+            tensor.copy_(state["keep"][name])
+        return int(state["epoch"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise DistillError(f"checkpoint {checkpoint} belongs to another training run ({type(exc).__name__}); "
+                           f"delete it to start over") from None
 
 
 def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *, seed: int,
