@@ -131,7 +131,7 @@ def test_the_counting_shows_a_bar_when_the_run_does(tiny_dataset, monkeypatch, t
         capsys.readouterr()
         distill(tiny_dataset, DistillConfig(method="forgetting", ipc=2, depth=2, width=8, counting_epochs=3),
                 seed=seed, progress=progress)
-        assert ("3/3 [" in capsys.readouterr().err) == progress
+        assert ("train:   0%| " in capsys.readouterr().err) == progress  # drawn at its start, whatever the speed
 
 
 def test_forgetting_needs_two_classes(tiny_dataset):
