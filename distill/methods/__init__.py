@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -63,6 +64,11 @@ class MethodSpec:
     experiments: frozenset[str] = frozenset()
     #: a reference that other proxies are paired against (random real images; DM, which the paper improves on)
     baseline: bool = False
+
+    @functools.cached_property
+    def shows_progress(self) -> bool:
+        """``run`` takes ``progress`` (every iterating method; a long selection such as forgetting's counting)."""
+        return "progress" in inspect.signature(self.run).parameters
 
     def describe(self, variant: str) -> str:
         """Its name, with the variant where it has variants (``datadam (paper)``)."""
@@ -344,8 +350,8 @@ def distill(train: ClassDataset, config: DistillConfig, *, classes: Sequence[int
     before = _seconds_before(checkpoint) if resume and checkpoint is not None else 0.0
     start = time.perf_counter()
     if not method.iterates:
-        shows = "progress" in inspect.signature(method.run).parameters
-        output = method.run(train, classes, cfg, seed=seed, device=device, **({"progress": progress} if shows else {}))
+        output = method.run(train, classes, cfg, seed=seed, device=device,
+                            **({"progress": progress} if method.shows_progress else {}))
     else:
         def record_seconds() -> None:
             if checkpoint is not None and checkpoint.is_file():
