@@ -300,7 +300,9 @@ def _distill_record(synthetic) -> dict:  # noqa: ANN001 - a SyntheticSet
     return {"seconds": synthetic.seconds, "iterations": synthetic.iterations,
             "seconds_per_iteration": synthetic.seconds / synthetic.iterations if synthetic.iterations else None,
             "precision": resolved.get("precision"), "compiled": resolved.get("compile"),
-            "batch_real": resolved.get("batch_real"), "zca": bool(resolved.get("zca"))}
+            "batch_real": resolved.get("batch_real"), "zca": bool(resolved.get("zca")),
+            # forgetting's cost: the counting run (all its sittings), spent once and shared by every ipc
+            **({"counting_seconds": resolved["counting_seconds"]} if "counting_seconds" in resolved else {})}
 
 
 # ---------------------------------------------------------------------------------------------------

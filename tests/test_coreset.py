@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -82,19 +84,19 @@ def test_forgetting_counts_are_cached_for_every_ipc(tiny_dataset, monkeypatch, t
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path))
     cfg = _cfg("forgetting").resolved("cpu")
     first = forgetting_scores(tiny_dataset, [0, 1, 2], cfg, seed=0, device=torch.device("cpu"), epochs=2)
-    assert len(list((tmp_path / "forgetting").glob("*.pt"))) == 1
+    assert len(list((tmp_path / "forgetting").glob("*.pt"))) == 1 and first.seconds > 0
     import distill.methods.coreset as coreset
 
     monkeypatch.setattr(coreset, "_train_and_count", lambda *a, **k: pytest.fail("the cached counts were not used"))
     for ipc in (1, 5):
         again = forgetting_scores(tiny_dataset, [0, 1, 2], _cfg("forgetting", ipc).resolved("cpu"), seed=0,
                                   device=torch.device("cpu"), epochs=2)
-        assert torch.equal(first, again)
+        assert torch.equal(first.scores, again.scores) and again.seconds == first.seconds  # the counting's cost
 
 
 def test_interrupted_counting_continues_to_the_same_counts(tiny_dataset, monkeypatch, tmp_path):
     """The counting run checkpoints beside its cache entry; stopped and called again, it gives the counts of
-    a run that never stopped and leaves only the entry."""
+    a run that never stopped and leaves only the entry. Its seconds add those of the call that was stopped."""
     import functools
 
     import distill.methods.coreset as coreset
@@ -110,7 +112,10 @@ def test_interrupted_counting_continues_to_the_same_counts(tiny_dataset, monkeyp
         def count(idx, correct):
             calls.append(1)
             if len(calls) == 3:  # 60 images in batches of 128: the third epoch's one batch
+                time.sleep(1.0)  # time the checkpoint of epoch 2 (saved before this batch) does not hold
                 raise KeyboardInterrupt
+            if len(calls) == 2:
+                time.sleep(1.0)  # the stopped call's time, which the checkpoint after epoch 2 holds
             batch_callback(idx, correct)
         return fit(*args, batch_callback=count, **{**kwargs, "checkpoint_minutes": 0})
 
@@ -119,8 +124,10 @@ def test_interrupted_counting_continues_to_the_same_counts(tiny_dataset, monkeyp
         forgetting_scores(tiny_dataset, [0, 1, 2], cfg, seed=0, device=cpu, epochs=4)
     (partial,) = (tmp_path / "parts" / "forgetting").glob("*.checkpoint.pt")
     monkeypatch.setattr(coreset, "fit", functools.partial(fit, checkpoint_minutes=0))
+    started = time.perf_counter()
     again = forgetting_scores(tiny_dataset, [0, 1, 2], cfg, seed=0, device=cpu, epochs=4)
-    assert torch.equal(again, whole)
+    assert torch.equal(again.scores, whole.scores)
+    assert again.seconds > time.perf_counter() - started + 0.5  # the stopped call's second, through its checkpoint
     assert not partial.exists() and len(list(partial.parent.glob("*.pt"))) == 1
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import Tensor
@@ -113,9 +114,17 @@ def forgetting_order(scores: Tensor, generator: torch.Generator) -> Tensor:
     return shuffle[torch.argsort(scores[shuffle], descending=True, stable=True)]
 
 
+class Counts(NamedTuple):
+    """Forgetting scores (see :meth:`ForgettingCounter.scores`) and the seconds their counting took, summed
+    over every call that resumed it (``None`` for counts cached before the seconds were kept)."""
+
+    scores: Tensor
+    seconds: float | None
+
+
 def forgetting_scores(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, *, seed: int,
-                      device: torch.device, epochs: int = FORGETTING_EPOCHS, progress: bool = False) -> Tensor:
-    """Forgetting scores (see :meth:`ForgettingCounter.scores`) of every image of ``classes``, in the order of
+                      device: torch.device, epochs: int = FORGETTING_EPOCHS, progress: bool = False) -> Counts:
+    """Forgetting scores of every image of ``classes``, in the order of
     ``torch.cat([train.indices_of(c) for c in classes])``; cached on disk, so that every ipc reuses one run.
 
     A ConvNet (``cfg``'s depth, width and norm) is trained on those images for ``epochs`` epochs (SGD,
@@ -126,17 +135,19 @@ def forgetting_scores(train: ClassDataset, classes: Sequence[int], cfg: DistillC
     precision = plan(counting_recipe(epochs), len(index), device).precision
     path = _forgetting_cache(train, classes, cfg, seed, epochs, precision)
     cached = load_entry(path)  # checked against its digest; a damaged entry is deleted and recomputed
-    if isinstance(cached, Tensor) and cached.shape == (len(index),):
-        return cached
+    if isinstance(cached, Tensor):  # cached before the seconds were kept
+        cached = {"scores": cached, "seconds": None}
+    if isinstance(cached, dict) and getattr(cached.get("scores"), "shape", None) == (len(index),):
+        return Counts(cached["scores"], cached["seconds"])
     partial = path.with_name(path.stem + ".checkpoint.pt")  # the counting so far: a later call continues it
-    scores = _train_and_count(train, index, cfg, seed=seed, device=device, epochs=epochs,
+    counts = _train_and_count(train, index, cfg, seed=seed, device=device, epochs=epochs,
                               progress=progress, checkpoint=partial)
     try:
-        save_entry(scores, path)
+        save_entry(counts._asdict(), path)
         partial.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("could not cache the forgetting counts in %s: %s", path, exc)
-    return scores
+    return counts
 
 
 def _forgetting_cache(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, seed: int,
@@ -165,11 +176,31 @@ def _train_and_count(train: ClassDataset, index: Tensor, cfg: DistillConfig, *, 
     net = ConvNet(num_classes=train.num_classes, channels=train.image_shape[0], image_size=train.image_shape[-1],
                   depth=cfg.depth, width=cfg.width, norm=cfg.norm or "instancenorm")
     net = init_parameters(net, stream(seed, FORGET_NET))
-    counter = ForgettingCounter(len(index))
+    counter, clock = ForgettingCounter(len(index)), _Clock()
+
+    def count(indices: Tensor, correct: Tensor) -> None:
+        counter.update(indices, correct)
+        clock.tick()
+
     fit(net, train.images[index], train.labels[index], counting_recipe(epochs),
-        seed=seed_of(stream(seed, FORGET_SHUFFLE)), device=device, progress=progress, batch_callback=counter.update,
-        checkpoint=checkpoint, keep=counter.state())
-    return counter.scores()
+        seed=seed_of(stream(seed, FORGET_SHUFFLE)), device=device, progress=progress, batch_callback=count,
+        checkpoint=checkpoint, keep={**counter.state(), "seconds": clock.total})
+    clock.tick()
+    return Counts(counter.scores(), float(clock.total))
+
+
+class _Clock:
+    """Seconds since this call began plus those of the calls it resumed: ``total`` is a tensor the checkpoint
+    saves, and restores before the first :meth:`tick`."""
+
+    def __init__(self) -> None:
+        self.total = torch.zeros((), dtype=torch.float64)
+        self._start, self._before = time.perf_counter(), None
+
+    def tick(self) -> None:
+        if self._before is None:
+            self._before = float(self.total)
+        self.total.fill_(self._before + time.perf_counter() - self._start)
 
 
 @register_method("forgetting", reads=(*_READS, "counting_epochs"), per_class=False, color="tab:brown",
@@ -189,12 +220,13 @@ def forgetting(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, 
                            f"pass two classes or more (or use kcenter or herding for one class at a time)")
     for c in classes:
         _check_enough(train, c, cfg.ipc)
-    scores = forgetting_scores(train, classes, cfg, seed=seed, device=device, epochs=cfg.counting_epochs,
-                               progress=progress)
+    scores, seconds = forgetting_scores(train, classes, cfg, seed=seed, device=device,
+                                        epochs=cfg.counting_epochs, progress=progress)
     parts, start = [], 0
     for c in classes:
         images = train.images_of(c)
         mine = scores[start:start + len(images)]
         start += len(images)
         parts.append(images[forgetting_order(mine, stream(seed, FORGET_TIES, c))[:cfg.ipc]])
-    return MethodOutput(torch.cat(parts))
+    # The counting is the cost, spent once for every ipc: recorded beside the set's own (selection) seconds.
+    return MethodOutput(torch.cat(parts), extra={"counting_seconds": seconds})
