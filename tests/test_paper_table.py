@@ -196,3 +196,17 @@ def test_an_interrupted_cell_names_the_training_checkpoint_it_wrote(tmp_path, mo
     assert paper_table.kept(tmp_path, cell) == "nothing: no iteration or net had finished"
     save_entry({"epoch": 55}, tmp_path / "cache" / "events-abc.checkpoint.pt")
     assert paper_table.kept(tmp_path, cell) == f"{tmp_path / 'cache' / 'events-abc.checkpoint.pt'} (a training checkpoint)"
+
+
+def test_forgetting_counting_cost_is_stated_once_for_every_ipc():
+    """The counting run is forgetting's cost, shared by its ipc 1/10/50 cells: one line, not one a cell."""
+    def record(ipc):
+        return {"name": f"forgetting-ipc{ipc}-s0", "method": "forgetting", "variant": "paper", "ipc": ipc,
+                "iterations": 8000, "batch_real": 256, "init": "real",
+                "distill": {"seconds": 2.0, "counting_seconds": 9000.0, "counting_epochs": 200},
+                "evaluation": {"dm": {"runs": [13.0, 14.0], "epochs": 1000, "engine": {"precision": "bf16"}}}}
+
+    text = paper_table.render_markdown([record(1), record(10)])
+    assert text.count("Forgetting's events were counted once for every ipc, over 200 epochs") == 1
+    assert "2.50 h in all its sittings" in text
+    assert "counted once" not in paper_table.render_markdown([{**record(1), "distill": {"seconds": 2.0}}])

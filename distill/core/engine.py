@@ -207,8 +207,8 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
     dsa = DSA(config.dsa_strategy if config.dsa else "none")
     shuffle, augment = stream(seed, SHUFFLE), stream(seed, AUGMENT)
     loss_fn = _compiled_loss() if run.compiled else _loss
-    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
-    first = _resume(checkpoint, parts, shuffle, augment, keep or {})
+    parts, keep = {"model": model, "optimizer": optimizer, "scheduler": scheduler}, dict(keep or {})
+    first = _resume(checkpoint, parts, shuffle, augment, keep)
     last_save = time.monotonic()
     for epoch in tqdm(range(first, config.epochs), initial=first, total=config.epochs, disable=not progress,
                       desc="train", unit="ep", leave=False):
@@ -230,7 +230,7 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
                 time.monotonic() - last_save >= checkpoint_minutes * 60:
             try:
                 save_entry({"epoch": epoch + 1, **{k: v.state_dict() for k, v in parts.items()},
-                            "shuffle": shuffle.get_state(), "augment": augment.get_state(), "keep": dict(keep or {})},
+                            "shuffle": shuffle.get_state(), "augment": augment.get_state(), "keep": keep},
                            checkpoint)
             except OSError as exc:  # a full disk costs the checkpoint, not the training
                 log.warning("%s; training goes on without it", exc)
