@@ -425,8 +425,8 @@ def render_markdown(records: list[dict]) -> str:
     counted = sorted({(r["distill"]["counting_epochs"], r["distill"]["counting_seconds"]) for r in records
                       if r.get("distill", {}).get("counting_seconds")})
     for epochs_counted, seconds in counted:  # one counting run serves every ipc: its cost is not the selection's
-        out += ["", f"Forgetting's events were counted once for every ipc, over {epochs_counted} epochs of a ConvNet-3 on "
-                    f"all 50,000 training images: {seconds / 3600:.2f} h in all its sittings."]
+        out += ["", f"Forgetting's events were counted once for every ipc, over {epochs_counted} epochs of a "
+                    f"ConvNet-3 on all 50,000 training images: {seconds / 3600:.2f} h in all its sittings."]
     for r in whole:
         out += ["", f"Whole dataset: ConvNet-3 on all 50,000 training images, {r['epochs']} epochs (`{r['protocol']}` "
                     f"protocol, DSA): {r['mean']:.2f} % (paper: {PAPER_WHOLE})."]
@@ -551,13 +551,14 @@ def study_status(directory: Path, nets: int = NETS) -> str:
 def kept(directory: Path, cell: Cell) -> str:
     """What an interrupted cell leaves for the next run: its set, its distillation checkpoint, a training
     checkpoint this process wrote (forgetting's counting, in the cache), its finished nets."""
+    from distill.core.engine import CHECKPOINT_SUFFIX
     from distill.core.io import WRITTEN
 
     files = [f"{path.relative_to(directory)} ({what})" for path, what in
              ((set_file(directory, cell), "its set"), (checkpoint_file(directory, cell), "its distillation checkpoint"))
              if path.is_file()]
     files += [f"{path} (a training checkpoint)" for path in sorted(set(WRITTEN))
-              if path.name.endswith(".checkpoint.pt") and path.is_file()]
+              if path.name.endswith(CHECKPOINT_SUFFIX) and path.is_file()]
     record = read_cell(directory, cell) or {"evaluation": {}}
     nets = [f"{len(r['runs'])} {p}" for p, r in record["evaluation"].items() if r.get("runs")]
     if nets:

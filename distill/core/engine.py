@@ -172,6 +172,11 @@ def check_set(images: Tensor, labels: Tensor) -> None:
         raise DistillError(f"{len(images)} images but {len(labels)} labels; pass one label per image")
 
 
+#: How a training checkpoint of :func:`fit` is named beside the entry its run will produce (``x.pt`` →
+#: ``x.checkpoint.pt``), so that a job can tell the training checkpoints it wrote from its other files.
+CHECKPOINT_SUFFIX = ".checkpoint.pt"
+
+
 def check_finite(loss: Tensor) -> None:
     if not torch.isfinite(loss):
         raise DistillError(f"training loss became {float(loss)}; lower the learning rate (--lr)")
@@ -269,5 +274,5 @@ def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: Trai
     return model
 
 
-__all__ = ["COMPILE_MIN_STEPS", "EnginePlan", "SGDConfig", "TrainConfig", "autocast", "check_finite", "check_set", "fit", "plan", "sgd",
-           "steps_per_epoch", "train_network"]
+__all__ = ["CHECKPOINT_SUFFIX", "COMPILE_MIN_STEPS", "EnginePlan", "SGDConfig", "TrainConfig", "autocast",
+           "check_finite", "check_set", "fit", "plan", "sgd", "steps_per_epoch", "train_network"]

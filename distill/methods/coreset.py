@@ -12,7 +12,7 @@ from torch import Tensor
 
 from distill.core.cache import cache_dir, content_key
 from distill.core.data import ClassDataset
-from distill.core.engine import TrainConfig, fit, plan
+from distill.core.engine import CHECKPOINT_SUFFIX, TrainConfig, fit, plan
 from distill.core.errors import DistillError
 from distill.core.store import load_entry, save_entry
 from distill.methods import DistillConfig, MethodOutput, register_method
@@ -139,7 +139,7 @@ def forgetting_scores(train: ClassDataset, classes: Sequence[int], cfg: DistillC
         cached = {"scores": cached, "seconds": None}
     if isinstance(cached, dict) and getattr(cached.get("scores"), "shape", None) == (len(index),):
         return Counts(cached["scores"], cached["seconds"])
-    partial = path.with_name(path.stem + ".checkpoint.pt")  # the counting so far: a later call continues it
+    partial = path.with_name(path.stem + CHECKPOINT_SUFFIX)  # the counting so far: a later call continues it
     counts = _train_and_count(train, index, cfg, seed=seed, device=device, epochs=epochs,
                               progress=progress, checkpoint=partial)
     try:
