@@ -136,9 +136,10 @@ def test_the_counting_shows_a_bar_when_the_run_does(tiny_dataset, monkeypatch, t
     monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path))
     for progress, seed in ((False, 0), (True, 1)):  # another seed: not the cached counts
         capsys.readouterr()
-        distill(tiny_dataset, DistillConfig(method="forgetting", ipc=2, depth=2, width=8, counting_epochs=3),
-                seed=seed, progress=progress)
+        made = distill(tiny_dataset, DistillConfig(method="forgetting", ipc=2, depth=2, width=8, counting_epochs=3),
+                       seed=seed, progress=progress)
         assert ("train:   0%| " in capsys.readouterr().err) == progress  # drawn at its start, whatever the speed
+        assert made.config["counting_images"] == len(tiny_dataset.labels)  # every class's images were counted
 
 
 def test_forgetting_needs_two_classes(tiny_dataset):

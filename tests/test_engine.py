@@ -84,7 +84,7 @@ def test_auto_compiles_long_runs_only_and_lays_them_out_channels_last(monkeypatc
 def test_bf16_keeps_fp32_master_weights_and_batchnorm_statistics(tiny_dataset):
     cfg = TrainConfig(epochs=3, batch_size=16, precision="bf16", compile=False)
     model = _net("batchnorm")
-    used = fit(model, tiny_dataset.images, tiny_dataset.labels, cfg, seed=0)
+    used = fit(model, tiny_dataset.images, tiny_dataset.labels, cfg, seed=0).plan
     assert used.precision == "bf16"
     assert all(p.dtype == torch.float32 for p in model.parameters())
     bn = model.blocks[0].norm
@@ -112,7 +112,7 @@ def test_compiled_fp32_step_equals_eager(tiny_dataset):
     cfg = TrainConfig(epochs=2, batch_size=30, precision="fp32", channels_last=True)
     eager, compiled = _net(), _net()
     fit(eager, tiny_dataset.images, tiny_dataset.labels, replace(cfg, compile=False), seed=1)
-    used = fit(compiled, tiny_dataset.images, tiny_dataset.labels, replace(cfg, compile=True), seed=1)
+    used = fit(compiled, tiny_dataset.images, tiny_dataset.labels, replace(cfg, compile=True), seed=1).plan
     assert used.compiled
     for (name, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-4), name
@@ -122,7 +122,7 @@ def test_compiled_fp32_step_equals_eager(tiny_dataset):
 def test_cuda_bf16_compiled_step_trains(tiny_dataset):
     losses: list[float] = []
     used = fit(_net(), tiny_dataset.images, tiny_dataset.labels, TrainConfig(epochs=20, batch_size=20, compile=True),
-               seed=0, device="cuda", loss_callback=losses.append)
+               seed=0, device="cuda", loss_callback=losses.append).plan
     assert used.precision == "bf16" and used.compiled
     assert sum(losses[-3:]) < sum(losses[:3])
 

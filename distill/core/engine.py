@@ -33,7 +33,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -99,6 +99,15 @@ class EnginePlan:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class Fitted(NamedTuple):
+    """What :func:`fit` reports: the plan it trained with, and the seconds the training took, summed over every
+    call that resumed it from its checkpoint (the work after the last checkpoint of a stopped call is done
+    again, and counted once)."""
+
+    plan: EnginePlan
+    seconds: float
 
 
 def steps_per_epoch(num_images: int, batch_size: int) -> int:
@@ -186,8 +195,9 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
         device: torch.device | str = "cpu", progress: bool = False,
         loss_callback: Callable[[float], None] | None = None,
         batch_callback: Callable[[Tensor, Tensor], None] | None = None, checkpoint: Path | None = None,
-        keep: Mapping[str, Tensor] | None = None, checkpoint_minutes: float = 5.0) -> EnginePlan:
-    """Train ``model`` in place from the weights it has and leave it in eval mode; returns the plan used.
+        keep: Mapping[str, Tensor] | None = None, checkpoint_minutes: float = 5.0) -> Fitted:
+    """Train ``model`` in place from the weights it has and leave it in eval mode; returns the plan used and the
+    training's seconds.
 
     Shuffling and augmentation come from ``seed``; the end-of-training weights are kept (no early
     stopping on test data). ``loss_callback`` is called with every minibatch's training loss (a host
@@ -196,11 +206,12 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
     forward that made the loss, before the step (what forgetting counts).
 
     ``checkpoint``: a file that receives the training's state (weights, optimizer, schedule, the shuffling
-    and augmentation streams, and the tensors of ``keep``, which the caller updates in place) at the end of
-    an epoch every ``checkpoint_minutes``. A call that finds it continues from its epoch, bit for bit as if
-    never stopped, so it must be named by everything the run reads; the caller deletes it once the result
-    is safe. For runs longer than a sitting (forgetting's 200 counting epochs over 50,000 images).
+    and augmentation streams, the seconds spent so far, and the tensors of ``keep``, which the caller updates in
+    place) at the end of an epoch every ``checkpoint_minutes``. A call that finds it continues from its epoch,
+    bit for bit as if never stopped, so it must be named by everything the run reads; the caller deletes it
+    once the result is safe. For runs longer than a sitting (forgetting's 200 counting epochs over 50,000 images).
     """
+    started = time.monotonic()
     check_set(images, labels)
     device = torch.device(device)
     run = plan(config, len(images), device)
@@ -213,7 +224,7 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
     shuffle, augment = stream(seed, SHUFFLE), stream(seed, AUGMENT)
     loss_fn = _compiled_loss() if run.compiled else _loss
     parts, keep = {"model": model, "optimizer": optimizer, "scheduler": scheduler}, dict(keep or {})
-    first = _resume(checkpoint, parts, shuffle, augment, keep)
+    first, before = _resume(checkpoint, parts, shuffle, augment, keep)
     last_save = time.monotonic()
     for epoch in tqdm(range(first, config.epochs), initial=first, total=config.epochs, disable=not progress,
                       desc="train", unit="ep", leave=False):
@@ -235,24 +246,25 @@ def fit(model: nn.Module, images: Tensor, labels: Tensor, config: TrainConfig, *
                 time.monotonic() - last_save >= checkpoint_minutes * 60:
             try:
                 save_entry({"epoch": epoch + 1, **{k: v.state_dict() for k, v in parts.items()},
-                            "shuffle": shuffle.get_state(), "augment": augment.get_state(), "keep": keep},
-                           checkpoint)
+                            "shuffle": shuffle.get_state(), "augment": augment.get_state(), "keep": keep,
+                            "seconds": before + time.monotonic() - started}, checkpoint)
             except OSError as exc:  # a full disk costs the checkpoint, not the training
                 log.warning("%s; training goes on without it", exc)
             last_save = time.monotonic()
     model.to(memory_format=torch.contiguous_format).eval()
-    return run
+    return Fitted(run, before + time.monotonic() - started)
 
 
 def _resume(checkpoint: Path | None, parts: dict, shuffle: torch.Generator, augment: torch.Generator,
-            keep: Mapping[str, Tensor]) -> int:
-    """Load ``checkpoint`` (see :func:`fit`) into the training's parts; the epoch to start from (0 without one).
+            keep: Mapping[str, Tensor]) -> tuple[int, float]:
+    """Load ``checkpoint`` (see :func:`fit`) into the training's parts; the epoch to start from and the seconds
+    spent before it (0 and 0 without one).
 
     A damaged file is named and deleted by :func:`load_entry`, and the run starts over.
     """
     state = load_entry(checkpoint)
     if state is None:
-        return 0
+        return 0, 0.0
     try:
         for name, part in parts.items():
             part.load_state_dict(state[name])
@@ -260,7 +272,7 @@ def _resume(checkpoint: Path | None, parts: dict, shuffle: torch.Generator, augm
         augment.set_state(state["augment"])
         for name, tensor in keep.items():
             tensor.copy_(state["keep"][name])
-        return int(state["epoch"])
+        return int(state["epoch"]), float(state["seconds"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise DistillError(f"checkpoint {checkpoint} belongs to another training run ({type(exc).__name__}); "
                            f"delete it to start over") from None
@@ -274,5 +286,5 @@ def train_network(model: nn.Module, images: Tensor, labels: Tensor, config: Trai
     return model
 
 
-__all__ = ["CHECKPOINT_SUFFIX", "COMPILE_MIN_STEPS", "EnginePlan", "SGDConfig", "TrainConfig", "autocast",
+__all__ = ["CHECKPOINT_SUFFIX", "COMPILE_MIN_STEPS", "EnginePlan", "Fitted", "SGDConfig", "TrainConfig", "autocast",
            "check_finite", "check_set", "fit", "plan", "sgd", "steps_per_epoch", "train_network"]

@@ -167,7 +167,7 @@ def evaluate(images: Tensor, labels: Tensor, test: ClassDataset, *, network: str
                              ensemble_plan(config, len(images), device))
     runs, used = [], None
     for seed, model in tqdm(list(zip(seeds, models)), disable=not progress, desc="evaluate", unit="net"):
-        used = fit(model, images, labels, config, seed=seed, device=device, progress=progress)
+        used = fit(model, images, labels, config, seed=seed, device=device, progress=progress).plan
         runs.append(test_accuracy(model, test.images, test.labels, device=device))
     return EvalResult.of(runs, used)
 

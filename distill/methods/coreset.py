@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -172,35 +171,15 @@ def counting_recipe(epochs: int) -> TrainConfig:
 
 
 def _train_and_count(train: ClassDataset, index: Tensor, cfg: DistillConfig, *, seed: int,
-                     device: torch.device, epochs: int, progress: bool, checkpoint: Path) -> Tensor:
+                     device: torch.device, epochs: int, progress: bool, checkpoint: Path) -> Counts:
     net = ConvNet(num_classes=train.num_classes, channels=train.image_shape[0], image_size=train.image_shape[-1],
                   depth=cfg.depth, width=cfg.width, norm=cfg.norm or "instancenorm")
     net = init_parameters(net, stream(seed, FORGET_NET))
-    counter, clock = ForgettingCounter(len(index)), _Clock()
-
-    def count(indices: Tensor, correct: Tensor) -> None:
-        counter.update(indices, correct)
-        clock.tick()
-
-    fit(net, train.images[index], train.labels[index], counting_recipe(epochs),
-        seed=seed_of(stream(seed, FORGET_SHUFFLE)), device=device, progress=progress, batch_callback=count,
-        checkpoint=checkpoint, keep={**counter.state(), "seconds": clock.total})
-    clock.tick()
-    return Counts(counter.scores(), float(clock.total))
-
-
-class _Clock:
-    """Seconds since this call began plus those of the calls it resumed: ``total`` is a tensor the checkpoint
-    saves, and restores before the first :meth:`tick`."""
-
-    def __init__(self) -> None:
-        self.total = torch.zeros((), dtype=torch.float64)
-        self._start, self._before = time.perf_counter(), None
-
-    def tick(self) -> None:
-        if self._before is None:
-            self._before = float(self.total)
-        self.total.fill_(self._before + time.perf_counter() - self._start)
+    counter = ForgettingCounter(len(index))
+    trained = fit(net, train.images[index], train.labels[index], counting_recipe(epochs),
+                  seed=seed_of(stream(seed, FORGET_SHUFFLE)), device=device, progress=progress,
+                  batch_callback=counter.update, checkpoint=checkpoint, keep=counter.state())
+    return Counts(counter.scores(), trained.seconds)
 
 
 @register_method("forgetting", reads=(*_READS, "counting_epochs"), per_class=False, color="tab:brown",
@@ -229,4 +208,4 @@ def forgetting(train: ClassDataset, classes: Sequence[int], cfg: DistillConfig, 
         start += len(images)
         parts.append(images[forgetting_order(mine, stream(seed, FORGET_TIES, c))[:cfg.ipc]])
     # The counting is the cost, spent once for every ipc: recorded beside the set's own (selection) seconds.
-    return MethodOutput(torch.cat(parts), extra={"counting_seconds": seconds})
+    return MethodOutput(torch.cat(parts), extra={"counting_seconds": seconds, "counting_images": len(scores)})
