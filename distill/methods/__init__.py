@@ -393,8 +393,11 @@ def _mtime(path: Path | None) -> int | None:
 def _seconds_file(checkpoint: Path) -> Path:
     """Beside the checkpoint: the seconds spent up to it, summed over every invocation that resumed it.
 
-    Kept out of the checkpoint itself (written inside the matching loop) and brought up to date one
-    step after every checkpoint and when the run ends or is interrupted.
+    Kept out of the checkpoint itself: that is written by the matching loop (:func:`distill.methods.loop.run_loop`),
+    which does not see what a call spends before it (MTT's experts, the ZCA fit, the start images), while these
+    seconds are the whole call's (a training run resumed through :func:`distill.core.engine.fit` keeps its
+    own seconds in its checkpoint). Brought up to date one step after every checkpoint and when the run ends
+    or is interrupted.
     """
     return checkpoint.with_name(checkpoint.stem + ".seconds.json")
 
