@@ -302,7 +302,7 @@ def _distill_record(synthetic) -> dict:  # noqa: ANN001 - a SyntheticSet
             "precision": resolved.get("precision"), "compiled": resolved.get("compile"),
             "batch_real": resolved.get("batch_real"), "zca": bool(resolved.get("zca")),
             # forgetting's cost: the counting run (all its sittings), spent once and shared by every ipc
-            **({"counting_seconds": resolved["counting_seconds"], "counting_epochs": resolved.get("counting_epochs")}
+            **({k: resolved.get(k) for k in ("counting_seconds", "counting_epochs", "counting_images")}
                if "counting_seconds" in resolved else {})}
 
 
@@ -351,7 +351,7 @@ def table_rows(records: list[dict]) -> list[dict]:
                          "protocol": protocol, "runs": runs, "mean": statistics.fmean(runs),
                          "std": statistics.pstdev(runs) if len(runs) > 1 else 0.0, "nets": len(runs),
                          "epochs": ev["epochs"], "iterations": r["iterations"] if _learned(r["method"]) else 0,
-                         "batch_real": r["batch_real"]})
+                         "batch_real": r["batch_real"], "images": r.get("distill", {}).get("whole_dataset")})
     return rows
 
 
@@ -422,14 +422,14 @@ def render_markdown(records: list[dict]) -> str:
     if any(r["method"] == "kcenter" for r in rows):
         out += ["", "K-Center's bracketed figures (DC's Table 1, as repeated by the DataDAM paper) were not found in "
                     "any stored copy of that table: unverified."]
-    counted = sorted({(r["distill"]["counting_epochs"], r["distill"]["counting_seconds"]) for r in records
-                      if r.get("distill", {}).get("counting_seconds")})
-    for epochs_counted, seconds in counted:  # one counting run serves every ipc: its cost is not the selection's
+    counted = sorted({(d["counting_epochs"], d["counting_images"], d["counting_seconds"])
+                      for d in (r.get("distill", {}) for r in records) if d.get("counting_seconds")})
+    for epochs_counted, images, seconds in counted:  # one counting run serves every ipc: not the selection's cost
         out += ["", f"Forgetting's events were counted once for every ipc, over {epochs_counted} epochs of a "
-                    f"ConvNet-3 on all 50,000 training images: {seconds / 3600:.2f} h in all its sittings."]
+                    f"ConvNet-3 on all {images:,} training images: {seconds / 3600:.2f} h in all its sittings."]
     for r in whole:
-        out += ["", f"Whole dataset: ConvNet-3 on all 50,000 training images, {r['epochs']} epochs (`{r['protocol']}` "
-                    f"protocol, DSA): {r['mean']:.2f} % (paper: {PAPER_WHOLE})."]
+        out += ["", f"Whole dataset: ConvNet-3 on all {r['images']:,} training images, {r['epochs']} epochs "
+                    f"(`{r['protocol']}` protocol, DSA): {r['mean']:.2f} % (paper: {PAPER_WHOLE})."]
     # Every DataDAM row started from real images against every DM row: the paper's pair, and the public code's
     # variant against DM with and without the same BatchNorm encoder (the control that says what the gain is).
     # Then each other distillation method against the paper's pair (DataDAM's paper variant and DM).

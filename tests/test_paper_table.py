@@ -92,7 +92,7 @@ def test_smoke_study_runs_and_resumes_per_net(cifar_tree, tmp_path, monkeypatch)
     whole = json.loads((directory / "whole-dataset-e1-s0.json").read_text())
     assert whole["distill"]["whole_dataset"] == 120 and len(whole["evaluation"]["dm"]["runs"]) == 1
     table = paper_table.render_markdown(paper_table.load_records(directory))
-    assert "| DM, batch_real 8 | dm |" in table and "(26.0)" in table and "Whole dataset: ConvNet-3 on all" in table
+    assert "| DM, batch_real 8 | dm |" in table and "(26.0)" in table and "Whole dataset: ConvNet-3 on all 120 training images" in table
 
 
 @pytest.mark.slow
@@ -203,10 +203,11 @@ def test_forgetting_counting_cost_is_stated_once_for_every_ipc():
     def record(ipc):
         return {"name": f"forgetting-ipc{ipc}-s0", "method": "forgetting", "variant": "paper", "ipc": ipc,
                 "iterations": 8000, "batch_real": 256, "init": "real",
-                "distill": {"seconds": 2.0, "counting_seconds": 9000.0, "counting_epochs": 200},
+                "distill": {"seconds": 2.0, "counting_seconds": 9000.0, "counting_epochs": 200,
+                            "counting_images": 60},
                 "evaluation": {"dm": {"runs": [13.0, 14.0], "epochs": 1000, "engine": {"precision": "bf16"}}}}
 
     text = paper_table.render_markdown([record(1), record(10)])
     assert text.count("Forgetting's events were counted once for every ipc, over 200 epochs") == 1
-    assert "2.50 h in all its sittings" in text
+    assert "ConvNet-3 on all 60 training images: 2.50 h in all its sittings" in text
     assert "counted once" not in paper_table.render_markdown([{**record(1), "distill": {"seconds": 2.0}}])
